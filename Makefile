@@ -1,0 +1,39 @@
+# cfnet developer workflow. `make train` and `make test` are all a new user needs:
+# both depend on `install`, which builds .venv/ once and re-runs only when pyproject.toml changes.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install train test lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@echo "installing cfnet and its dependencies into $(VENV)/ (a few minutes the first time)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -qq --upgrade pip
+	@$(BIN)/python -m pip install -qq -e '.[dev]'
+	@touch $(STAMP)
+	@echo "installed: $$($(BIN)/python -c 'import torch, lightning, timm; print("torch", torch.__version__, "| lightning", lightning.__version__, "| timm", timm.__version__)')"
+
+train: install
+	$(BIN)/python -m cfnet.train $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: install
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/acf_impls.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info

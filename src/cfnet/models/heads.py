@@ -1,0 +1,116 @@
+"""Segmentation heads: the CFNet head (with the paper's ablation switches) and the FCN head.
+
+Every head maps a backbone feature map to class logits at feature resolution and returns a
+``HeadOutput``; the segmentor upsamples. The CFNet head follows the authors' ``ATTENHead``:
+
+    Res-5 ─ 3×3 conv → BN → ReLU (``channels``) ─┬─ global pooling branch (GP)  ─┐
+                                                  └─ ACF module (H heads × K)    ─┴ concat
+        ─ [EncNet Context Encoding (+ SE logits)] ─ dropout ─ 1×1 conv → num_classes
+
+With ``use_acf=use_gp=use_enc=False`` it reduces to the FCN head, so the paper's Table 2 rows
+(FCN; +ACF; +ACF+GP; +ACF+GP+Enc) are one class with switches, trained from the same code path.
+The released code turns the Enc module on by default; the paper's CFNet is FCN + ACF + GP, which is
+what ``conf/model/cfnet.yaml`` builds (``use_enc: false``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from cfnet.models.acf import ACFModule, AttentionImpl
+from cfnet.models.encoding import EncModule
+
+
+class HeadOutput(NamedTuple):
+    logits: Tensor  # B×num_classes×h×w at feature resolution
+    se_logits: Tensor | None = None  # B×num_classes image-level presence logits (EncNet SE loss)
+
+
+class ConvBNReLU(nn.Sequential):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class Classifier(nn.Sequential):
+    """Dropout → 1×1 conv to class logits (``conv6`` in the authors' code)."""
+
+    def __init__(self, in_channels: int, num_classes: int, dropout: float) -> None:
+        super().__init__(nn.Dropout(dropout), nn.Conv2d(in_channels, num_classes, 1))
+
+
+class FCNHead(nn.Module):
+    """3×3 conv → BN → ReLU → dropout → 1×1 conv: the baseline head and the auxiliary head."""
+
+    def __init__(self, in_channels: int, num_classes: int, channels: int, dropout: float) -> None:
+        super().__init__()
+        self.conv = ConvBNReLU(in_channels, channels, 3)
+        self.classifier = Classifier(channels, num_classes, dropout)
+
+    def forward(self, x: Tensor) -> HeadOutput:
+        return HeadOutput(self.classifier(self.conv(x)))
+
+
+class GlobalPooling(nn.Module):
+    """Global average pool → 1×1 conv → BN → ReLU, broadcast back to the map size (ParseNet)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.conv = ConvBNReLU(in_channels, out_channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # BN on a 1×1 map needs batch > 1 in training, exactly as in the authors' code.
+        return self.conv(self.pool(x)).expand(-1, -1, x.shape[-2], x.shape[-1])
+
+
+class CFNetHead(nn.Module):
+    """The CFNet head with switchable ACF / global-pooling / Context-Encoding components."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        channels: int,
+        heads: int,
+        k: int,
+        phi: str,
+        acf_dropout: float,
+        attention_impl: AttentionImpl,
+        use_acf: bool,
+        use_gp: bool,
+        use_enc: bool,
+        enc_codewords: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.conv = ConvBNReLU(in_channels, channels, 3)  # conv5
+        self.acf = (
+            ACFModule(channels, heads, k, phi, acf_dropout, attention_impl) if use_acf else None
+        )
+        self.gp = GlobalPooling(channels, channels) if use_gp else None
+        out_channels = channels * (2 if use_gp else 1)
+        self.enc = EncModule(out_channels, num_classes, enc_codewords) if use_enc else None
+        self.classifier = Classifier(out_channels, num_classes, dropout)
+
+    def forward(self, x: Tensor) -> HeadOutput:
+        x = self.conv(x)  # B×channels×h×w
+        feats = self.acf(x) if self.acf is not None else x
+        if self.gp is not None:  # authors' order: [GP, ACF]
+            feats = torch.cat([self.gp(x), feats], dim=1)  # B×2·channels×h×w
+        se_logits = None
+        if self.enc is not None:
+            feats, se_logits = self.enc(feats)
+        return HeadOutput(self.classifier(feats), se_logits)
+
+
+def upsample_to(logits: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear upsampling of feature-resolution logits to the input size (×8 at OS8)."""
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)

@@ -1,0 +1,30 @@
+"""Shared test helpers: compose the real configs under conf/ exactly as the CLI does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+
+# Tiny but real: a timm ResNet with random init, narrow head. Keeps a forward in milliseconds.
+TINY_MODEL = ["model.backbone=resnet10t", "model.channels=32", "model.aux_channels=16"]
+
+
+def compose_model(
+    name: str, overrides: list[str] | None = None, num_classes: int = 5
+) -> DictConfig:
+    """Compose conf/model/<name>.yaml with a stand-in dataset providing num_classes."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(
+            overrides=[f"+model={name}", f"+dataset.num_classes={num_classes}", *(overrides or [])]
+        )
+
+
+@pytest.fixture
+def tiny_overrides() -> list[str]:
+    return list(TINY_MODEL)
