@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from cfnet.models.acf import ACFModule
 
@@ -35,6 +36,18 @@ def test_naive_and_sdpa_modules_agree_with_gradients(phi, heads, k):
     torch.testing.assert_close(outs[1], outs[0], rtol=1e-10, atol=1e-10)
     for g_sdpa, g_naive in zip(grads[1], grads[0], strict=True):
         torch.testing.assert_close(g_sdpa, g_naive, rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize("phi", ["conv", "dilated_ffn"])
+@pytest.mark.parametrize("heads, k", [(1, 1), (4, 1), (2, 2), (2, 4)])
+def test_module_runs_on_the_fused_kernel(phi, heads, k):
+    """The module's real tensor layouts (views of conv outputs) must reach the flash kernel;
+    restricted to it, a silent fallback to the O(N·M) math kernel raises instead."""
+    module = ACFModule(16, heads, k, phi, dropout=0.1, impl="sdpa").train()
+    x = torch.randn(2, 16, 9, 7, requires_grad=True)
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+        module(x).sum().backward()
+    assert x.grad is not None
 
 
 @pytest.mark.parametrize("size", [(1, 1), (5, 5), (8, 8), (13, 6)])

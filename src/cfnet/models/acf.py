@@ -102,7 +102,8 @@ def _sdpa(query: Tensor, key: Tensor, value: Tensor, prior: Tensor, scale: float
     q = _unit_stride_last(query.reshape(b, h * k, n, d))
     kk = _unit_stride_last(key.reshape(b, h * k, m, d))
     # Every component attends over the same values ψ (not split per mixture): repeat them K times.
-    v = value.unsqueeze(2).expand(b, h, k, m, dv).reshape(b, h * k, m, dv)
+    # (For K = 1 the reshape is a view of ``value``, whose last dim may be strided: check it too.)
+    v = _unit_stride_last(value.unsqueeze(2).expand(b, h, k, m, dv).reshape(b, h * k, m, dv))
     # The CPU flash kernel (and CUDA flash) also need d == dv. Zero-padding the narrower side is
     # exact: zeros add nothing to ⟨q, k⟩, and padded value channels are sliced off again.
     if d < dv:
