@@ -1,0 +1,178 @@
+"""Callbacks: per-class reports in the run dir and on the console, W&B tables and mask images."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.loggers import WandbLogger
+from rich.console import Console
+from rich.table import Table
+
+from cfnet.lit import SegmentationModule
+from cfnet.metrics import SegmentationScores
+from cfnet.viz import denormalize
+
+
+def rich_table(scores: SegmentationScores, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("class")
+    table.add_column("IoU (%)", justify="right")
+    for name, value in scores.class_iou.items():
+        table.add_row(name, "n/a" if value is None else f"{100 * value:.2f}")
+    table.add_section()
+    for name, value in scores.summary().items():
+        table.add_row(f"[bold]{name}[/bold]", f"[bold]{100 * value:.2f}[/bold]")
+    return table
+
+
+class SegmentationReport(L.Callback):
+    """Writes ``metrics/{val,test}.{json,md}`` in the run dir and prints the per-class table.
+
+    The validation table is printed once, when fitting ends (and after ``trainer.validate``);
+    every validation epoch still refreshes the files.
+    """
+
+    def __init__(self, output_dir: str, test_name: str) -> None:
+        self.output_dir = Path(output_dir) / "metrics"
+        self.test_name = test_name  # file / title name of the test stage (evaluate: the split)
+        self.console = Console()
+
+    def _report(
+        self, trainer: L.Trainer, module: SegmentationModule, stage: str, show: bool
+    ) -> None:
+        if trainer.sanity_checking or stage not in module.scores or not trainer.is_global_zero:
+            return
+        name = self.test_name if stage == "test" else stage
+        model = module.hparams.model["_target_"].rsplit(".", 1)[-1]
+        title = f"{name} · {model} · epoch {trainer.current_epoch}"
+        module.scores[stage].save(self.output_dir, name, title)
+        if show:
+            self.console.print(rich_table(module.scores[stage], title))
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: SegmentationModule) -> None:
+        self._report(trainer, pl_module, "val", show=trainer.state.fn == "validate")
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: SegmentationModule) -> None:
+        self._report(trainer, pl_module, "val", show=True)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: SegmentationModule) -> None:
+        self._report(trainer, pl_module, "test", show=True)
+
+
+class WandbSegmentation(L.Callback):
+    """For a W&B logger: per-class IoU tables and, each validation epoch, a fixed set of val
+    images with ground-truth and predicted masks (``wandb.Image(..., masks=...)``)."""
+
+    def __init__(self, num_images: int) -> None:
+        self.num_images = num_images
+
+    @staticmethod
+    def _wandb(trainer: L.Trainer) -> WandbLogger | None:
+        return next((lg for lg in trainer.loggers if isinstance(lg, WandbLogger)), None)
+
+    def _log_table(self, trainer: L.Trainer, module: SegmentationModule, stage: str) -> None:
+        logger = self._wandb(trainer)
+        if logger is None or trainer.sanity_checking or stage not in module.scores:
+            return
+        rows = [[n, v] for n, v in module.scores[stage].class_iou.items()]
+        logger.log_table(key=f"{stage}/per_class_iou", columns=["class", "IoU"], data=rows)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: SegmentationModule) -> None:
+        logger = self._wandb(trainer)
+        if logger is None or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        import wandb
+
+        dataset = trainer.datamodule.datasets["val"]
+        hp = pl_module.hparams
+        labels = dict(enumerate(hp.class_names))
+        images = []
+        was_training = pl_module.training
+        pl_module.eval()
+        with torch.no_grad():
+            for index in range(min(self.num_images, len(dataset))):
+                sample = dataset[index]
+                logits = pl_module(sample["image"][None].to(pl_module.device))
+                images.append(
+                    wandb.Image(
+                        denormalize(sample["image"], hp.mean, hp.std),
+                        caption=sample["name"],
+                        masks={
+                            "ground_truth": {
+                                "mask_data": sample["mask"].numpy(),
+                                "class_labels": labels,
+                            },
+                            "prediction": {
+                                "mask_data": logits[0].argmax(0).cpu().numpy(),
+                                "class_labels": labels,
+                            },
+                        },
+                    )
+                )
+        pl_module.train(was_training)
+        logger.experiment.log(
+            {"val/predictions": images, "trainer/global_step": trainer.global_step}
+        )
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: SegmentationModule) -> None:
+        if trainer.is_global_zero:
+            self._log_table(trainer, pl_module, "val")
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: SegmentationModule) -> None:
+        if trainer.is_global_zero:
+            self._log_table(trainer, pl_module, "test")
+
+
+class RNGStateCheckpoint(L.Callback):
+    """Stores the RNG states (torch, CUDA, numpy, python) in checkpoints and restores them on
+    resume, so dropout and other random draws continue exactly as in an uninterrupted run.
+
+    Everything is kept as tensors and plain numbers: checkpoints stay loadable with
+    ``torch.load(weights_only=True)``. (With DDP, rank 0's states are saved and restored on every
+    rank.) Random augmentation inside albumentations keeps its own generators and is not covered.
+    """
+
+    KEY = "cfnet_rng_states"
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        _, keys, pos, has_gauss, gauss = np.random.get_state()
+        checkpoint[self.KEY] = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": {
+                "keys": torch.from_numpy(keys.astype(np.int64)),
+                "pos": int(pos),
+                "has_gauss": int(has_gauss),
+                "gauss": float(gauss),
+            },
+            "python": random.getstate(),
+        }
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        states = checkpoint.get(self.KEY)
+        if states is None:  # a checkpoint written without this callback
+            return
+        torch.set_rng_state(states["torch"])
+        if states["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
+        np_state = states["numpy"]
+        np.random.set_state(
+            (
+                "MT19937",
+                np_state["keys"].numpy().astype(np.uint32),
+                np_state["pos"],
+                np_state["has_gauss"],
+                np_state["gauss"],
+            )
+        )
+        version, internal, gauss_next = states["python"]
+        random.setstate((version, tuple(internal), gauss_next))

@@ -1,0 +1,42 @@
+"""``python -m cfnet.evaluate ckpt_path=… dataset=… split=val``: metrics of a checkpoint.
+
+The checkpoint rebuilds its own model (no model config needed); the dataset config must describe
+the same classes. Prints the per-class table and writes ``metrics/<split>.{json,md}`` in the run
+dir.
+With ``trainer=ddp_cpu`` / ``trainer=ddp`` the split is sharded across processes, each image once.
+"""
+
+from __future__ import annotations
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from cfnet.cli import CONFIG_DIR, user_errors
+from cfnet.lit import SegmentationModule
+from cfnet.metrics import SegmentationScores
+
+
+def evaluate(cfg: DictConfig) -> SegmentationScores:
+    module = SegmentationModule.from_checkpoint(cfg.ckpt_path)
+    trained, given = module.hparams.class_names, list(cfg.dataset.class_names)
+    if trained != given:
+        raise ValueError(
+            f"checkpoint {cfg.ckpt_path!r} was trained on {len(trained)} classes {trained[:4]}..., "
+            f"but dataset={cfg.dataset.name} has {len(given)} classes {given[:4]}..."
+        )
+    datamodule = instantiate(cfg.dataset)
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False)
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    return module.scores["test"]
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    with user_errors():
+        evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

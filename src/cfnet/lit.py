@@ -1,0 +1,166 @@
+"""The LightningModule: it orchestrates (losses, optimiser, poly LR, metrics), the model computes.
+
+The module is built from config (``_recursive_: false``) and keeps the *resolved* model config
+in its hyper-parameters, so a checkpoint is self-describing: ``SegmentationModule.from_checkpoint``
+rebuilds the exact segmentor with no config at hand (used by evaluate, predict and export).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from cfnet.losses import segmentation_loss
+from cfnet.metrics import SegmentationScores
+from cfnet.models.segmentor import Segmentor
+
+
+def _plain(node: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+    return dict(node)
+
+
+class SegmentationModule(L.LightningModule):
+    """Trains and evaluates a ``Segmentor`` (CFNet, FCN) with the paper's recipe."""
+
+    def __init__(
+        self,
+        *,
+        model: Mapping[str, Any],
+        optim: Mapping[str, Any],
+        aux_weight: float,
+        se_weight: float,
+        num_classes: int,
+        class_names: list[str],
+        class_groups: Mapping[str, list[int]],
+        palette: list[list[int]],
+        ignore_index: int,
+        mean: list[float],
+        std: list[float],
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(
+            {
+                "model": _plain(model),
+                "optim": _plain(optim),
+                "aux_weight": aux_weight,
+                "se_weight": se_weight,
+                "num_classes": num_classes,
+                "class_names": list(class_names),
+                "class_groups": {k: list(v) for k, v in _plain(class_groups).items()},
+                "palette": [list(c) for c in palette],
+                "ignore_index": ignore_index,
+                "mean": list(mean),
+                "std": list(std),
+            }
+        )
+        self.net: Segmentor = instantiate(self.hparams.model)
+        self.confusion = torch.nn.ModuleDict(
+            {
+                stage: MulticlassConfusionMatrix(num_classes, ignore_index=ignore_index)
+                for stage in ("val", "test")
+            }
+        )
+        self.scores: dict[str, SegmentationScores] = {}
+
+    # ---- model ----------------------------------------------------------------------------
+    def forward(self, images: Tensor) -> Tensor:
+        return self.net(images)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> SegmentationModule:
+        """Rebuild from a checkpoint alone, reading tensors and plain data only (no pickle code).
+
+        The backbone's ``pretrained`` file is not needed (its weights are in the checkpoint).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+        try:
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as err:  # truncated, corrupt or not a checkpoint at all
+            raise ValueError(f"checkpoint {str(path)!r} cannot be read: {err}") from err
+        if not isinstance(ckpt, dict) or "hyper_parameters" not in ckpt:
+            raise ValueError(f"{str(path)!r} is not a cfnet checkpoint (no hyper_parameters)")
+        hparams = dict(ckpt["hyper_parameters"])
+        hparams["model"] = {**hparams["model"], "pretrained": None}
+        module = cls(**hparams)
+        module.load_state_dict(ckpt["state_dict"])
+        return module
+
+    # ---- training -------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        terms = segmentation_loss(
+            self.net.forward_train(batch["image"]),
+            batch["mask"],
+            aux_weight=self.hparams.aux_weight,
+            se_weight=self.hparams.se_weight,
+            ignore_index=self.hparams.ignore_index,
+        )
+        self.log("train/loss", terms["total"], prog_bar=True)
+        self.log_dict({f"train/loss_{k}": v for k, v in terms.items() if k != "total"})
+        return terms["total"]
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """SGD; the heads learn at ``head_lr_mult`` × the backbone LR; poly decay per iteration."""
+        optim = self.hparams.optim
+        base_lr = optim["optimizer"]["lr"]
+        backbone = [p for p in self.net.backbone.parameters() if p.requires_grad]
+        heads = [
+            p
+            for name, p in self.net.named_parameters()
+            if not name.startswith("backbone.") and p.requires_grad
+        ]
+        optimizer = instantiate(optim["optimizer"])(
+            [
+                {"params": backbone, "lr": base_lr},
+                {"params": heads, "lr": base_lr * optim["head_lr_mult"]},
+            ]
+        )
+        scheduler = instantiate(optim["scheduler"])(
+            optimizer, total_iters=int(self.trainer.estimated_stepping_batches)
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
+        }
+
+    # ---- evaluation -----------------------------------------------------------------------
+    def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
+        logits = self.net(batch["image"])
+        self.confusion[stage].update(logits.argmax(1), batch["mask"])
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        confusion = self.confusion[stage].compute()  # summed over processes
+        self.confusion[stage].reset()
+        hp = self.hparams
+        scores = SegmentationScores.from_confusion(confusion, hp.class_names, hp.class_groups)
+        self.scores[stage] = scores
+        # Every process holds the same synced numbers, so sync_dist only averages equal values.
+        self.log_dict({f"{stage}/{k}": v for k, v in scores.summary().items()}, sync_dist=True)
+        per_class = {
+            f"{stage}/IoU/{name}": float("nan") if v is None else v
+            for name, v in scores.class_iou.items()
+        }
+        self.log_dict(per_class, sync_dist=True)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")

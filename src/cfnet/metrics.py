@@ -1,0 +1,78 @@
+"""Segmentation scores from a confusion matrix (torchmetrics accumulates and syncs it).
+
+Protocol (the paper's and the authors' code): pixAcc = correct / labelled pixels; per-class
+IoU = intersection / union accumulated over the whole split; mIoU = mean over classes. A class
+with an empty union (absent from both prediction and ground truth in the whole split) has no IoU:
+it is reported as null and left out of the mean rather than counted as 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class SegmentationScores:
+    pixel_accuracy: float
+    mean_iou: float
+    class_iou: dict[str, float | None]
+    group_miou: dict[str, float]  # mIoU over named class subsets, e.g. "ambiguous"
+    labelled_pixels: int
+
+    @classmethod
+    def from_confusion(
+        cls,
+        confusion: Tensor,
+        class_names: list[str],
+        class_groups: dict[str, list[int]],
+    ) -> SegmentationScores:
+        """confusion[i, j] = pixels of true class i predicted as j (ignored pixels excluded)."""
+        cm = confusion.double()
+        intersection = cm.diag()
+        union = cm.sum(0) + cm.sum(1) - intersection
+        iou = torch.where(union > 0, intersection / union.clamp(min=1), torch.nan)
+        labelled = cm.sum()
+        pix_acc = float(intersection.sum() / labelled) if labelled > 0 else math.nan
+
+        def mean(ids: list[int]) -> float:
+            values = iou[ids]
+            values = values[~values.isnan()]
+            return float(values.mean()) if len(values) else math.nan
+
+        return cls(
+            pixel_accuracy=pix_acc,
+            mean_iou=mean(list(range(len(class_names)))),
+            class_iou={
+                name: (None if math.isnan(v) else v)
+                for name, v in zip(class_names, iou.tolist(), strict=True)
+            },
+            group_miou={group: mean(list(ids)) for group, ids in class_groups.items()},
+            labelled_pixels=int(labelled),
+        )
+
+    def summary(self) -> dict[str, float]:
+        """Flat headline numbers, as logged: pixAcc, mIoU, mIoU_<group>."""
+        out = {"pixAcc": self.pixel_accuracy, "mIoU": self.mean_iou}
+        out |= {f"mIoU_{group}": value for group, value in self.group_miou.items()}
+        return out
+
+    def to_markdown(self, title: str) -> str:
+        head = " · ".join(f"{k} {100 * v:.2f}" for k, v in self.summary().items())
+        lines = [f"## {title}", "", head, "", "| class | IoU (%) |", "|---|---|"]
+        for name, value in self.class_iou.items():
+            lines.append(f"| {name} | {'n/a' if value is None else f'{100 * value:.2f}'} |")
+        return "\n".join(lines) + "\n"
+
+    def save(self, directory: Path, stem: str, title: str) -> tuple[Path, Path]:
+        """Write ``<stem>.json`` and ``<stem>.md`` (JSON: the summary plus every field)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        json_path, md_path = directory / f"{stem}.json", directory / f"{stem}.md"
+        json_path.write_text(json.dumps({**self.summary(), **asdict(self)}, indent=2) + "\n")
+        md_path.write_text(self.to_markdown(title))
+        return json_path, md_path

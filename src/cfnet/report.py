@@ -1,0 +1,177 @@
+"""``python -m cfnet.report <sweep dir>``: a sweep's jobs → a markdown table and a plot.
+
+Reads each job's ``.hydra/overrides.yaml`` and ``metrics/<split>.json`` (written by the report
+callback). A sweep over ``+experiment/table2`` becomes the paper's Table 2 (one row per component
+set); a sweep over ``model.k`` × ``model.heads`` becomes Table 3 (a K × H grid with a heat-map);
+any other sweep is listed one row per job. Writes ``report.md`` and ``report.png`` into the sweep
+dir (replacing only those two files) and prints the markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+TABLE2_ROWS = {  # +experiment/table2 option → (order, the paper's row label)
+    "fcn": (0, "FCN"),
+    "gp": (1, "+GP"),
+    "acf": (2, "+ACF"),
+    "acf_gp": (3, "+ACF +GP (CFNet)"),
+    "acf_gp_enc": (4, "+ACF +GP +Enc"),
+}
+
+
+@dataclass
+class Job:
+    directory: Path
+    overrides: dict[str, str]
+    metrics: dict[str, float] | None  # None: the job has no metrics file (failed / running)
+
+
+def _overrides(job_dir: Path) -> dict[str, str]:
+    path = job_dir / ".hydra" / "overrides.yaml"
+    items = yaml.safe_load(path.read_text()) or []
+    pairs = (item.split("=", 1) for item in items if "=" in item)
+    return {key.lstrip("+~"): value for key, value in pairs}
+
+
+def load_jobs(sweep_dir: Path, split: str) -> list[Job]:
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"sweep dir {str(sweep_dir)!r} does not exist")
+    job_dirs = sorted(
+        (p for p in sweep_dir.iterdir() if (p / ".hydra" / "overrides.yaml").is_file()),
+        key=lambda p: int(p.name) if p.name.isdigit() else math.inf,
+    )
+    if not job_dirs:
+        raise FileNotFoundError(
+            f"{str(sweep_dir)!r} holds no Hydra job dirs (<n>/.hydra/overrides.yaml): "
+            f"pass the multirun/<experiment>/<time> folder of a sweep"
+        )
+    jobs = []
+    for job_dir in job_dirs:
+        metrics_file = job_dir / "metrics" / f"{split}.json"
+        metrics = None
+        if metrics_file.is_file():
+            data = json.loads(metrics_file.read_text())
+            metrics = {k: v for k, v in data.items() if isinstance(v, int | float)}
+        jobs.append(Job(job_dir, _overrides(job_dir), metrics))
+    return jobs
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None or math.isnan(value) else f"{100 * value:.1f}"
+
+
+def _columns(jobs: list[Job]) -> list[str]:
+    keys = [k for j in jobs if j.metrics for k in j.metrics if k.startswith(("pixAcc", "mIoU"))]
+    return list(dict.fromkeys(keys))
+
+
+def table2(jobs: list[Job]) -> tuple[str, list[tuple[str, dict[str, float] | None]]]:
+    rows = sorted(
+        (
+            (
+                TABLE2_ROWS.get(
+                    j.overrides["experiment/table2"], (99, j.overrides["experiment/table2"])
+                ),
+                j,
+            )
+            for j in jobs
+        ),
+        key=lambda r: r[0][0],
+    )
+    named = [(label, job.metrics) for (_, label), job in rows]
+    columns = _columns(jobs)
+    lines = ["| method | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for label, metrics in named:
+        cells = [_pct(metrics.get(c) if metrics else None) for c in columns]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines), named
+
+
+def table3(jobs: list[Job], metric: str) -> tuple[str, dict[tuple[int, int], float | None]]:
+    grid = {
+        (int(j.overrides["model.heads"]), int(j.overrides["model.k"])): (j.metrics or {}).get(
+            metric
+        )
+        for j in jobs
+    }
+    heads = sorted({h for h, _ in grid})
+    ks = sorted({k for _, k in grid})
+    columns = _columns(jobs)
+    cells = {
+        (h, k): "/".join(_pct((j.metrics or {}).get(c)) for c in columns)
+        for j in jobs
+        for h, k in [(int(j.overrides["model.heads"]), int(j.overrides["model.k"]))]
+    }
+    lines = [f"{' / '.join(columns)}", "", "| | " + " | ".join(f"K={k}" for k in ks) + " |"]
+    lines.append("|---|" + "---|" * len(ks))
+    for h in heads:
+        lines.append(f"| H={h} | " + " | ".join(cells.get((h, k), "—") for k in ks) + " |")
+    return "\n".join(lines), grid
+
+
+def generic(jobs: list[Job]) -> str:
+    columns = _columns(jobs)
+    lines = [
+        "| job | overrides | " + " | ".join(columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for j in jobs:
+        swept = ", ".join(f"{k}={v}" for k, v in j.overrides.items() if k != "experiment")
+        cells = [_pct(j.metrics.get(c) if j.metrics else None) for c in columns]
+        lines.append(f"| {j.directory.name} | {swept} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report(sweep_dir: Path, split: str, metric: str) -> str:
+    from cfnet import viz
+
+    jobs = load_jobs(sweep_dir, split)
+    keys = set().union(*(j.overrides for j in jobs))
+    plot = sweep_dir / "report.png"
+    if "experiment/table2" in keys:
+        table, rows = table2(jobs)
+        viz.ablation_bars(rows, metric, plot)
+    elif {"model.k", "model.heads"} <= keys:
+        table, grid = table3(jobs, metric)
+        viz.kxh_heatmap(grid, metric, plot)
+    else:
+        table, plot = generic(jobs), None
+    missing = [j.directory.name for j in jobs if j.metrics is None]
+    note = (
+        f"\n\nJobs without {split} metrics (failed or unfinished): {', '.join(missing)}"
+        if missing
+        else ""
+    )
+    text = f"# {sweep_dir}\n\n{split} metrics (%), {len(jobs)} jobs\n\n{table}{note}\n"
+    (sweep_dir / "report.md").write_text(text)
+    return text + (f"\nplot: {plot}\n" if plot else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m cfnet.report", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("sweep_dir", type=Path, help="multirun/<experiment>/<time>")
+    parser.add_argument(
+        "--split", default="test", help="metrics file per job: metrics/<split>.json"
+    )
+    parser.add_argument("--metric", default="mIoU", help="plotted metric (e.g. mIoU_ambiguous)")
+    args = parser.parse_args(argv)
+    try:
+        print(report(args.sweep_dir, args.split, args.metric))
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,333 @@
+"""The training application through its real entry points (python -m cfnet.train / evaluate /
+predict / report), on tiny synthetic runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from cfnet.data.synthetic import render_scene
+from conftest import CONF_DIR
+from helpers import TINY_RUN, SimulatedKill, read_json, run_cli
+
+USER_COMMAND = ["dataset=pascal_voc", "model.k=2", "model.heads=4"]
+
+
+def test_cfg_job_shows_the_users_keys():
+    out = run_cli("cfnet.train", *USER_COMMAND, "--cfg", "job").stdout
+    cfg = yaml.safe_load(out)
+    assert cfg["model"]["k"] == 2 and cfg["model"]["heads"] == 4
+    assert cfg["dataset"]["num_classes"] == 21
+    assert cfg["model"]["backbone"] == "resnet50d"  # the paper-sized default on real data
+    resolved = yaml.safe_load(
+        run_cli("cfnet.train", *USER_COMMAND, "--cfg", "job", "--resolve").stdout
+    )
+    assert resolved["model"]["num_classes"] == 21
+    assert resolved["optim"]["optimizer"]["lr"] == 0.001  # VOC recipe (paper)
+    assert resolved["trainer"]["max_epochs"] == 50
+
+
+def test_fast_dev_run_of_the_default(tmp_path):
+    result = run_cli("cfnet.train", "trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path}")
+    assert "mIoU_ambiguous" in result.stdout  # the per-class table was printed
+    assert (tmp_path / "metrics" / "val.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """One tiny training run (2 epochs) shared by the evaluate / predict / resume tests."""
+    run_dir = tmp_path_factory.mktemp("run")
+    run_cli("cfnet.train", *TINY_RUN, "trainer.max_epochs=2", f"hydra.run.dir={run_dir}")
+    return run_dir
+
+
+def test_training_run_writes_checkpoints_metrics_and_logs(trained_run):
+    ckpts = sorted(p.name for p in (trained_run / "checkpoints").iterdir())
+    assert "last.ckpt" in ckpts and any(name.startswith("best-epoch") for name in ckpts)
+    for split in ("val", "test"):
+        metrics = read_json(trained_run / "metrics" / f"{split}.json")
+        assert {"pixAcc", "mIoU", "mIoU_ambiguous", "class_iou"} <= metrics.keys()
+        assert set(metrics["class_iou"]) == {
+            "background",
+            "boat",
+            "car",
+            "sea",
+            "canal",
+            "mast",
+            "lamppost",
+        }
+        assert (trained_run / "metrics" / f"{split}.md").read_text().startswith("## ")
+    header = (trained_run / "csv" / "metrics.csv").read_text().splitlines()[0]
+    assert "val/mIoU" in header and "train/loss" in header and "val/IoU/sea" in header
+    assert (trained_run / ".hydra" / "config.yaml").is_file()
+
+
+def test_evaluate_reproduces_the_checkpoints_validation_score(trained_run, tmp_path):
+    best = next((trained_run / "checkpoints").glob("best-epoch*.ckpt"))
+    recorded = torch.load(best, weights_only=True)["callbacks"]
+    score = next(
+        v["best_model_score"] for k, v in recorded.items() if k.startswith("ModelCheckpoint")
+    )
+    run_cli(
+        "cfnet.evaluate",
+        f"ckpt_path={best}",
+        *TINY_RUN[4:8],
+        "split=val",
+        f"hydra.run.dir={tmp_path}",
+    )
+    metrics = read_json(tmp_path / "metrics" / "val.json")
+    assert metrics["mIoU"] == pytest.approx(float(score), abs=1e-6)
+
+
+def test_ddp_cpu_two_processes_give_the_same_metrics(trained_run, tmp_path):
+    """5 val images over 2 processes (3 + 2, none repeated) = the single-process numbers."""
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    data = [*TINY_RUN[4:8]]
+    run_cli("cfnet.evaluate", f"ckpt_path={ckpt}", *data, f"hydra.run.dir={tmp_path / 'one'}")
+    run_cli(
+        "cfnet.evaluate",
+        f"ckpt_path={ckpt}",
+        *data,
+        "trainer=ddp_cpu",
+        f"hydra.run.dir={tmp_path / 'two'}",
+    )
+    one, two = (read_json(tmp_path / d / "metrics" / "val.json") for d in ("one", "two"))
+    assert one["labelled_pixels"] == two["labelled_pixels"] == 5 * 64 * 64
+    assert one["class_iou"] == pytest.approx(two["class_iou"], abs=1e-9)
+    assert one["mIoU"] == pytest.approx(two["mIoU"], abs=1e-9)
+
+
+def test_evaluate_refuses_a_dataset_with_other_classes(trained_run, tmp_path):
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    result = run_cli(
+        "cfnet.evaluate",
+        f"ckpt_path={ckpt}",
+        "dataset=pascal_voc",
+        f"hydra.run.dir={tmp_path}",
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "was trained on 7 classes" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_evaluate_missing_checkpoint_is_one_line(tmp_path):
+    result = run_cli(
+        "cfnet.evaluate",
+        f"ckpt_path={tmp_path / 'nope.ckpt'}",
+        f"hydra.run.dir={tmp_path}",
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: checkpoint '{tmp_path / 'nope.ckpt'}' does not exist"
+    ]
+
+
+def test_resume_from_last_ckpt_continues_at_the_right_step(trained_run, tmp_path):
+    last = trained_run / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)
+    steps_per_epoch = 8 // 4
+    assert state["global_step"] == 2 * steps_per_epoch and state["epoch"] == 1
+    run_cli(
+        "cfnet.train",
+        *TINY_RUN,
+        "trainer.max_epochs=3",
+        f"ckpt_path={last}",
+        f"hydra.run.dir={tmp_path}",
+    )
+    resumed = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert resumed["global_step"] == 3 * steps_per_epoch and resumed["epoch"] == 2
+    header, *rows = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()
+    step_col = header.split(",").index("step")
+    steps = {int(r.split(",")[step_col]) for r in rows}
+    assert min(steps) >= 2 * steps_per_epoch - 1  # nothing re-trained from step 0
+
+
+def _train_in_process(cfg_overrides: list[str], output_dir: Path):
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from cfnet.train import train
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=cfg_overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.root_dir = str(output_dir)
+        del cfg.hydra
+    return train(cfg)
+
+
+def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(tmp_path):
+    """Same weights, optimizer state, LR and step as training straight through."""
+    base = [*TINY_RUN, "trainer.max_epochs=3", "dataset.flip=false", "test=false"]
+    _train_in_process(base, tmp_path / "straight")
+    with pytest.raises(SimulatedKill):
+        _train_in_process(
+            [
+                *base,
+                "+callbacks.kill._target_=helpers.InterruptAfterEpoch",
+                "+callbacks.kill.epoch=0",
+            ],
+            tmp_path / "killed",
+        )
+    killed = torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert killed["epoch"] == 0
+    _train_in_process(
+        [*base, f"ckpt_path={tmp_path / 'killed' / 'checkpoints' / 'last.ckpt'}"],
+        tmp_path / "resumed",
+    )
+    straight, resumed = (
+        torch.load(tmp_path / d / "checkpoints" / "last.ckpt", weights_only=True)
+        for d in ("straight", "resumed")
+    )
+    assert resumed["global_step"] == straight["global_step"] == 6
+    for name, tensor in straight["state_dict"].items():
+        torch.testing.assert_close(
+            resumed["state_dict"][name], tensor, rtol=1e-5, atol=1e-6, msg=name
+        )
+    assert resumed["lr_schedulers"][0]["_last_lr"] == pytest.approx(
+        straight["lr_schedulers"][0]["_last_lr"]
+    )
+    momentum = [s["momentum_buffer"] for s in straight["optimizer_states"][0]["state"].values()]
+    momentum_r = [s["momentum_buffer"] for s in resumed["optimizer_states"][0]["state"].values()]
+    for a, b in zip(momentum, momentum_r, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_writes_masks_and_overlays_without_touching_the_input(trained_run, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(2):
+        image, _, _ = render_scene(0, "test", i, 48 + 16 * i, 0.3, 2)
+        Image.fromarray(image).save(inputs / f"scene {i}.png")  # odd file name, odd sizes
+    (inputs / "notes.txt").write_text("not an image")
+    before = {p.name: p.read_bytes() for p in inputs.iterdir()}
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    out = tmp_path / "out"
+    run_cli(
+        "cfnet.predict",
+        f"ckpt_path={ckpt}",
+        f"input={inputs}",
+        f"output={out}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert {p.name: p.read_bytes() for p in inputs.iterdir()} == before
+    for i in range(2):
+        mask = Image.open(out / f"scene {i}.png")
+        assert mask.mode == "P" and mask.size == (48 + 16 * i, 48 + 16 * i)
+        assert np.asarray(mask).max() < 7
+        assert Image.open(out / f"scene {i}_overlay.png").size == mask.size
+    # existing outputs are never replaced silently
+    again = run_cli(
+        "cfnet.predict",
+        f"ckpt_path={ckpt}",
+        f"input={inputs}",
+        f"output={out}",
+        f"hydra.run.dir={tmp_path / 'run2'}",
+        check=False,
+    )
+    assert again.returncode == 2 and "already exist" in again.stderr
+    # and never into the input folder
+    inside = run_cli(
+        "cfnet.predict",
+        f"ckpt_path={ckpt}",
+        f"input={inputs}",
+        f"output={inputs / 'pred'}",
+        f"hydra.run.dir={tmp_path / 'run3'}",
+        check=False,
+    )
+    assert inside.returncode == 2 and "inside the input folder" in inside.stderr
+    assert not (inputs / "pred").exists()
+
+
+def test_two_job_multirun_and_report(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_cli("cfnet.train", "--multirun", *TINY_RUN, "model.k=1,2", f"hydra.sweep.dir={sweep}")
+    for job in ("0", "1"):
+        assert (sweep / job / "metrics" / "test.json").is_file()
+    result = run_cli("cfnet.report", str(sweep))
+    assert "K=1" in result.stdout and "K=2" in result.stdout and "H=2" in result.stdout
+    assert (sweep / "report.md").is_file() and (sweep / "report.png").is_file()
+
+
+@pytest.mark.parametrize("experiment, jobs", [("table2_components", 5), ("table3_kxh", 9)])
+def test_experiments_compose_every_job(experiment, jobs):
+    hydra_cfg = yaml.safe_load(
+        run_cli("cfnet.train", f"experiment={experiment}", "--cfg", "hydra").stdout
+    )["hydra"]
+    assert hydra_cfg["mode"] == "MULTIRUN"  # runs as a sweep without --multirun
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+        params = dict(cfg.hydra.sweeper.params)
+        grid = [[f"{k}={v}" for v in str(vals).split(",")] for k, vals in params.items()]
+        combos = [[]]
+        for axis in grid:
+            combos = [[*c, o] for c in combos for o in axis]
+        assert len(combos) == jobs
+        for combo in combos:
+            job = compose("train", overrides=[f"experiment={experiment}", *combo, *TINY_RUN[:3]])
+            model = instantiate(job.model)
+            assert job.experiment_name == experiment
+            if experiment == "table2_components":
+                row = combo[0].split("=")[1]
+                expected = {
+                    "fcn": "FCN",
+                    "gp": "CFNet",
+                    "acf": "CFNet",
+                    "acf_gp": "CFNet",
+                    "acf_gp_enc": "CFNet",
+                }
+                assert type(model).__name__ == expected[row]
+                if row != "fcn":
+                    assert (model.head.acf is not None) == ("acf" in row)
+                    assert (model.head.gp is not None) == ("gp" in row)
+                    assert (model.head.enc is not None) == row.endswith("enc")
+                    assert model.head.acf is None or (model.head.acf.k, model.head.acf.heads) == (
+                        4,
+                        2,
+                    )
+
+
+def test_wandb_offline_leaves_a_run_in_the_run_dir(tmp_path):
+    run_cli(
+        "cfnet.train",
+        *TINY_RUN,
+        "logger=wandb",
+        "test=false",
+        f"hydra.run.dir={tmp_path}",
+        env={"WANDB_MODE": "offline", "WANDB_API_KEY": "", "WANDB_SILENT": "true"},
+    )
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert any(runs[0].rglob("*.wandb"))  # the run's event log, for `wandb sync`
+
+
+def test_slurm_multinode_recipe_composes():
+    """The documented SLURM recipe: submitit launcher + DDP over nodes (not run: no cluster)."""
+    out = run_cli(
+        "cfnet.train",
+        "hydra/launcher=submitit_slurm",
+        "hydra.launcher.nodes=2",
+        "hydra.launcher.tasks_per_node=4",
+        "hydra.launcher.gpus_per_node=4",
+        "trainer=ddp",
+        "trainer.num_nodes=2",
+        "trainer.devices=4",
+        "--cfg",
+        "all",
+    ).stdout
+    cfg = yaml.safe_load(out)
+    launcher = cfg["hydra"]["launcher"]
+    assert launcher["_target_"].endswith("SlurmLauncher")
+    assert (launcher["nodes"], launcher["tasks_per_node"], launcher["gpus_per_node"]) == (2, 4, 4)
+    assert cfg["trainer"]["num_nodes"] == 2 and cfg["trainer"]["sync_batchnorm"] is True
