@@ -170,7 +170,8 @@ def main() -> None:
     args.out.write_text(
         json.dumps({"machine": _machine(), "config": header, "rows": rows}, indent=2) + "\n"
     )
-    print(f"\nsaved {args.out}")
+    args.out.with_suffix(".md").write_text(table + "\n")
+    print(f"\nsaved {args.out} and {args.out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ class SegmentationReport(L.Callback):
             return
         name = self.test_name if stage == "test" else stage
         model = module.hparams.model["_target_"].rsplit(".", 1)[-1]
-        title = f"{name} · {model} · epoch {trainer.current_epoch}"
+        title = f"{name} · {model}"
         module.scores[stage].save(self.output_dir, name, title)
         if show:
             self.console.print(rich_table(module.scores[stage], title))

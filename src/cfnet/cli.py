@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,9 @@ from hydra.errors import InstantiationException
 from cfnet import resolvers
 
 resolvers.register()  # before any config is composed
+# Lightning-internal notices that say nothing about the user's run.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+warnings.filterwarnings("ignore", message=r".*is not supported by the model summary.*")
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 # Errors caused by what the user gave (config values, paths, files), as cfnet raises them.

@@ -53,6 +53,13 @@ def _check_num_classes(num_classes: int) -> None:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
 
 
+def _aux_head(
+    body: Backbone, num_classes: int, aux: bool, channels: int, dropout: float
+) -> FCNHead | None:
+    """The auxiliary FCN head on Res-4 that both models train with (authors' code, PSPNet)."""
+    return FCNHead(body.res4_channels, num_classes, channels, dropout) if aux else None
+
+
 class CFNet(Segmentor):
     """CFNet (Zhang et al., CVPR 2019): dilated ResNet + CFNet head + auxiliary FCN head.
 
@@ -97,8 +104,7 @@ class CFNet(Segmentor):
             enc_codewords=enc_codewords,
             dropout=dropout,
         )
-        aux_head = FCNHead(body.res4_channels, num_classes, aux_channels, dropout) if aux else None
-        super().__init__(body, head, aux_head)
+        super().__init__(body, head, _aux_head(body, num_classes, aux, aux_channels, dropout))
 
 
 class FCN(Segmentor):
@@ -119,5 +125,4 @@ class FCN(Segmentor):
         _check_num_classes(num_classes)
         body = Backbone(backbone, output_stride, pretrained)
         head = FCNHead(body.res5_channels, num_classes, channels, dropout)
-        aux_head = FCNHead(body.res4_channels, num_classes, aux_channels, dropout) if aux else None
-        super().__init__(body, head, aux_head)
+        super().__init__(body, head, _aux_head(body, num_classes, aux, aux_channels, dropout))

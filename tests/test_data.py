@@ -1,0 +1,211 @@
+"""Data: the synthetic dataset's principle, the paper's augmentation, loaders, the VOC layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from PIL import Image
+
+from cfnet.data.base import eval_transform, pad_collate, train_transform
+from cfnet.data.synthetic import (
+    BOAT,
+    CANAL,
+    CAR,
+    HARBOUR,
+    LAMPPOST,
+    MAST,
+    SEA,
+    render_scene,
+)
+from cfnet.data.voc import VOCSegmentation
+from conftest import CONF_DIR
+
+SIZE = 160
+SAMPLES = [render_scene(0, "train", i, SIZE, 0.3, 3) for i in range(120)]
+
+
+def test_generation_is_deterministic_and_split_specific():
+    a_img, a_mask, _ = render_scene(0, "train", 7, SIZE, 0.3, 3)
+    b_img, b_mask, _ = render_scene(0, "train", 7, SIZE, 0.3, 3)
+    assert np.array_equal(a_img, b_img) and np.array_equal(a_mask, b_mask)
+    c_img, _, _ = render_scene(0, "val", 7, SIZE, 0.3, 3)
+    d_img, _, _ = render_scene(1, "train", 7, SIZE, 0.3, 3)
+    assert not np.array_equal(a_img, c_img) and not np.array_equal(a_img, d_img)
+    assert (
+        a_img.dtype == np.uint8 and a_img.shape == (SIZE, SIZE, 3) and a_mask.shape == (SIZE, SIZE)
+    )
+
+
+def test_labels_of_ambiguous_objects_follow_the_scene_cue():
+    scenes = set()
+    for _, mask, scene in SAMPLES:
+        present = set(np.unique(mask).tolist())
+        scenes.add(scene)
+        if scene == HARBOUR:
+            assert BOAT in present and CAR not in present
+            assert not present & {CANAL, LAMPPOST}
+        else:
+            assert CAR in present and BOAT not in present
+            assert not present & {SEA, MAST}
+        assert present & {SEA, CANAL, MAST, LAMPPOST}  # every image has an ambiguous object
+    assert scenes == {0, 1}
+
+
+def test_cues_are_far_from_ambiguous_objects():
+    """Pixel gap between any cue pixel and any ambiguous pixel ≥ the configured fraction."""
+    gap = 0.3 * SIZE * np.sqrt(2)
+    for _, mask, _ in SAMPLES[:40]:
+        cue = np.argwhere(np.isin(mask, [BOAT, CAR]))
+        amb = np.argwhere(np.isin(mask, [SEA, CANAL, MAST, LAMPPOST]))
+        dist = np.sqrt(((cue[:, None, :] - amb[None, :, :]) ** 2).sum(-1)).min()
+        assert dist >= gap * 0.99
+
+
+def _mean_colour(label_ids, scene_type):
+    pixels = [img[np.isin(mask, label_ids)] for img, mask, s in SAMPLES if s == scene_type]
+    return np.concatenate(pixels).mean(0)
+
+
+def test_ambiguous_appearance_and_background_do_not_depend_on_the_scene():
+    """Same appearance distribution in both scene types: the class is not visible locally."""
+    water = _mean_colour([SEA], 0), _mean_colour([CANAL], 1)
+    poles = _mean_colour([MAST], 0), _mean_colour([LAMPPOST], 1)
+    background = _mean_colour([0], 0), _mean_colour([0], 1)
+    for a, b in (water, poles, background):
+        assert np.abs(a - b).max() < 8  # intensity units out of 255; scene-wise draws differ ~2-5
+
+
+def test_train_transform_scales_pads_with_ignore_and_crops():
+    image = np.full((40, 60, 3), 200, np.uint8)
+    mask = np.ones((40, 60), np.uint8)
+    transform = train_transform(
+        base_size=60, crop_size=96, scale_range=[1.0, 1.0], flip=True,
+        mean=[0.5] * 3, std=[0.5] * 3, ignore_index=255,
+    )  # fmt: skip
+    out = transform(image=image, mask=mask)
+    assert out["image"].shape == (3, 96, 96) and out["mask"].shape == (96, 96)
+    # the 60-wide image fits; padding (bottom/right) is ignore in the mask, black in the image
+    assert (out["mask"] == 255).sum() == 96 * 96 - 40 * 60
+    assert out["image"][:, out["mask"] == 255].min() == pytest.approx(-1.0)  # (0 − 0.5) / 0.5
+
+
+def test_train_transform_random_scale_follows_the_long_side():
+    image = np.zeros((50, 100, 3), np.uint8)
+    mask = np.zeros((50, 100), np.uint8)
+    transform = train_transform(
+        base_size=100, crop_size=400, scale_range=[0.5, 2.0], flip=False,
+        mean=[0.0] * 3, std=[1.0] * 3, ignore_index=255,
+    )  # fmt: skip
+    widths = set()
+    for _ in range(30):
+        m = transform(image=image, mask=mask)["mask"]
+        widths.add(int((m[0] != 255).sum()))  # long side after rescale
+    assert min(widths) >= 50 and max(widths) <= 200 and len(widths) > 5
+
+
+def test_flip_moves_image_and_mask_together():
+    image = np.zeros((8, 8, 3), np.uint8)
+    image[:, :4] = 255
+    mask = np.zeros((8, 8), np.uint8)
+    mask[:, :4] = 1
+    transform = train_transform(
+        base_size=8, crop_size=8, scale_range=[1.0, 1.0], flip=True,
+        mean=[0.0] * 3, std=[1.0] * 3, ignore_index=255,
+    )  # fmt: skip
+    seen = set()
+    for _ in range(20):
+        out = transform(image=image, mask=mask)
+        bright = out["image"][0] > 0.5
+        assert torch.equal(bright, out["mask"] == 1)
+        seen.add(bool(out["mask"][0, 0] == 1))
+    assert seen == {True, False}
+
+
+def test_pad_collate_batches_different_sizes():
+    t = eval_transform(mean=[0.5] * 3, std=[0.5] * 3)
+    samples = []
+    for name, (h, w) in {"a": (5, 7), "b": (9, 4)}.items():
+        out = t(image=np.zeros((h, w, 3), np.uint8), mask=np.ones((h, w), np.uint8))
+        samples.append({"image": out["image"], "mask": out["mask"].long(), "name": name})
+    batch = pad_collate(samples, image_fill=[-1.0] * 3, ignore_index=255)
+    assert batch["image"].shape == (2, 3, 9, 7) and batch["mask"].shape == (2, 9, 7)
+    assert (batch["mask"][0, 5:] == 255).all() and (batch["mask"][0, :5] == 1).all()
+    assert (batch["image"][1, :, :, 4:] == -1.0).all()
+    assert batch["name"] == ["a", "b"]
+
+
+def _datamodule(*overrides):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["dataset.sizes={train:12,val:3,test:3}", *overrides])
+    return instantiate(cfg.dataset)
+
+
+def test_synthetic_datamodule_loaders():
+    dm = _datamodule("dataset.batch_size=4", "dataset.eval_batch_size=2")
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (4, 3, 160, 160) and batch["image"].dtype == torch.float32
+    assert batch["mask"].shape == (4, 160, 160) and batch["mask"].dtype == torch.long
+    assert len(dm.train_dataloader()) == 3
+    assert [b["image"].shape[0] for b in dm.val_dataloader()] == [2, 1]
+
+
+def test_training_order_depends_only_on_seed_and_epoch():
+    def order(epoch, seed=0):
+        dm = _datamodule("dataset.batch_size=4", f"seed={seed}")
+        dm.setup("fit")
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(epoch)
+        return [n for b in loader for n in b["name"]]
+
+    assert order(1) == order(1)
+    assert order(0) != order(1)
+    assert order(0) != order(0, seed=1)
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("dataset.num_classes=8", "class_names has 7 names"),
+        ("dataset.scale_range=[2.0,1.0]", "scale_range must be"),
+    ],
+)
+def test_inconsistent_dataset_config_is_named(override, match):
+    with pytest.raises(Exception, match=match):
+        _datamodule(override)
+
+
+def _voc_tree(root, names):
+    base = root / "VOCdevkit" / "VOC2012"
+    (base / "JPEGImages").mkdir(parents=True)
+    (base / "SegmentationClass").mkdir()
+    (base / "ImageSets" / "Segmentation").mkdir(parents=True)
+    palette = [0, 0, 0, 128, 0, 0] + [0] * (3 * 254)
+    for name in names:
+        Image.fromarray(np.full((12, 10, 3), 90, np.uint8)).save(
+            base / "JPEGImages" / f"{name}.jpg"
+        )
+        label = np.zeros((12, 10), np.uint8)
+        label[2:6, 2:6] = 1
+        label[6, :] = 255  # object boundary
+        png = Image.fromarray(label, mode="P")
+        png.putpalette(palette)
+        png.save(base / "SegmentationClass" / f"{name}.png")
+    (base / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join(names) + "\n")
+    return root
+
+
+def test_voc_reads_palette_indices_and_keeps_boundary_as_ignore(tmp_path):
+    root = _voc_tree(tmp_path, ["2007_000032", "2007_000039"])
+    dataset = VOCSegmentation(root, "train")
+    image, mask, name = dataset.read(1)
+    assert name == "2007_000039" and image.shape == (12, 10, 3)
+    assert set(np.unique(mask)) == {0, 1, 255}  # indices, not palette colours
+
+
+def test_voc_missing_root_names_the_layout(tmp_path):
+    with pytest.raises(FileNotFoundError, match="VOCdevkit/VOC2012"):
+        VOCSegmentation(tmp_path / "nowhere", "train")
