@@ -1,0 +1,248 @@
+"""Shared data plumbing: the sample contract, the albumentations pipelines, the DataModule base.
+
+Data flows one way: a ``SegmentationDataset`` reads one sample (RGB uint8 image, mask of training
+ids with ``ignore_index`` for unlabelled pixels) → albumentations transforms → the DataModule's
+loaders → the LightningModule.
+
+Each dataset has a ``SegmentationDataModule`` subclass (a keyword-only dataclass, so its
+constructor is explicit and complete: the base's fields plus the dataset's own) that only says how
+to build the dataset of a split; the base owns the paper's augmentation and the loaders.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network check at import
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+import lightning as L  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from albumentations.pytorch import ToTensorV2  # noqa: E402
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler  # noqa: E402
+from torch.utils.data import DataLoader, Dataset, DistributedSampler  # noqa: E402
+
+Sample = dict[str, Any]  # {"image": float 3×H×W, "mask": long H×W, "name": str}
+
+
+class SegmentationDataset(Dataset):
+    """Base dataset: subclasses implement ``read``; the transform turns it into tensors."""
+
+    def __init__(self, transform: Callable[..., dict[str, Any]] | None) -> None:
+        self.transform = transform
+
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
+        """(image H×W×3 uint8 RGB, mask H×W integer training ids, sample name)."""
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> Sample:
+        image, mask, name = self.read(index)
+        if self.transform is None:
+            return {"image": image, "mask": mask, "name": name}
+        out = self.transform(image=image, mask=mask)
+        return {"image": out["image"], "mask": out["mask"].long(), "name": name}
+
+
+def train_transform(
+    *,
+    base_size: int,
+    crop_size: int,
+    scale_range: Sequence[float],
+    flip: bool,
+    mean: Sequence[float],
+    std: Sequence[float],
+    ignore_index: int,
+) -> A.Compose:
+    """The paper's training augmentation (as in the authors' code).
+
+    Rescale so the LONG side is uniform in ``scale_range`` × ``base_size``, pad bottom/right to the
+    crop (image with black, mask with ``ignore_index``), random crop, random horizontal flip,
+    ImageNet normalisation.
+    """
+    lo, hi = (int(round(s * base_size)) for s in scale_range)
+    steps: list[A.BasicTransform] = [
+        A.LongestMaxSize(max_size=list(range(lo, hi + 1))),  # uniform over integer long sides
+        A.PadIfNeeded(
+            min_height=crop_size,
+            min_width=crop_size,
+            position="top_left",
+            border_mode=cv2.BORDER_CONSTANT,
+            fill=0,
+            fill_mask=ignore_index,
+        ),
+        A.RandomCrop(crop_size, crop_size),
+    ]
+    if flip:
+        steps.append(A.HorizontalFlip(p=0.5))
+    steps += [A.Normalize(mean=mean, std=std), ToTensorV2()]
+    return A.Compose(steps)
+
+
+def eval_transform(*, mean: Sequence[float], std: Sequence[float]) -> A.Compose:
+    """Evaluation sees the whole image at its original resolution, only normalised."""
+    return A.Compose([A.Normalize(mean=mean, std=std), ToTensorV2()])
+
+
+def pad_collate(samples: list[Sample], image_fill: Sequence[float], ignore_index: int) -> Sample:
+    """Batch images of different sizes: pad bottom/right (image with black, mask with ignore)."""
+    height = max(s["image"].shape[-2] for s in samples)
+    width = max(s["image"].shape[-1] for s in samples)
+    images = torch.tensor(image_fill, dtype=torch.float32)[:, None, None].repeat(
+        len(samples), 1, height, width
+    )
+    masks = torch.full((len(samples), height, width), ignore_index, dtype=torch.long)
+    for i, s in enumerate(samples):
+        h, w = s["image"].shape[-2:]
+        images[i, :, :h, :w] = s["image"]
+        masks[i, :h, :w] = s["mask"]
+    return {"image": images, "mask": masks, "name": [s["name"] for s in samples]}
+
+
+@dataclass(kw_only=True, eq=False)
+class SegmentationDataModule(L.LightningDataModule):
+    """Loaders and augmentation shared by every dataset (``dataset=<name>`` configs).
+
+    ``batch_size`` is the global batch, as in the paper (16 across GPUs): each of the
+    ``trainer.world_size`` processes loads ``batch_size / world_size`` images.
+    """
+
+    name: str
+    num_classes: int
+    class_names: list[str]
+    class_groups: dict[str, list[int]]  # extra mIoU reports, e.g. {"ambiguous": [3, 4, 5, 6]}
+    palette: list[list[int]]  # RGB per class, for masks and overlays
+    ignore_index: int
+    mean: list[float]
+    std: list[float]
+    batch_size: int
+    eval_batch_size: int
+    num_workers: int
+    base_size: int
+    crop_size: int
+    scale_range: list[float]
+    flip: bool
+    val_split: str
+    test_split: str
+    shuffle_seed: int  # the training order is a function of (seed, epoch): exact resumes
+    datasets: dict[str, Dataset] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        L.LightningDataModule.__init__(self)
+        if len(self.class_names) != self.num_classes:
+            raise ValueError(
+                f"dataset.class_names has {len(self.class_names)} names for "
+                f"dataset.num_classes={self.num_classes}"
+            )
+        if len(self.palette) != self.num_classes:
+            raise ValueError(
+                f"dataset.palette has {len(self.palette)} colours for "
+                f"dataset.num_classes={self.num_classes}"
+            )
+        if len(self.scale_range) != 2 or not 0 < self.scale_range[0] <= self.scale_range[1]:
+            raise ValueError(f"dataset.scale_range must be [low, high], got {self.scale_range}")
+
+    # ---- what a dataset subclass provides -------------------------------------------------
+    def build_dataset(self, split: str, transform: Callable[..., dict[str, Any]]) -> Dataset:
+        raise NotImplementedError
+
+    # ---- transforms -----------------------------------------------------------------------
+    def train_transform(self) -> A.Compose:
+        return train_transform(
+            base_size=self.base_size,
+            crop_size=self.crop_size,
+            scale_range=self.scale_range,
+            flip=self.flip,
+            mean=self.mean,
+            std=self.std,
+            ignore_index=self.ignore_index,
+        )
+
+    def eval_transform(self) -> A.Compose:
+        return eval_transform(mean=self.mean, std=self.std)
+
+    # ---- Lightning hooks ------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {
+            "fit": [("train", "train"), ("val", self.val_split)],
+            "validate": [("val", self.val_split)],
+            "test": [("test", self.test_split)],
+            "predict": [("test", self.test_split)],
+        }
+        for role, split in wanted.get(stage or "fit", []):
+            if role not in self.datasets:
+                transform = self.train_transform() if role == "train" else self.eval_transform()
+                self.datasets[role] = self.build_dataset(split, transform)
+
+    def _world_size(self) -> int:
+        return self.trainer.world_size if self.trainer is not None else 1
+
+    def per_process_batch(self, batch_size: int) -> int:
+        world = self._world_size()
+        if batch_size % world:
+            raise ValueError(
+                f"dataset.batch_size={batch_size} is the global batch and must be divisible by "
+                f"the number of processes ({world})"
+            )
+        return batch_size // world
+
+    def train_dataloader(self) -> DataLoader:
+        # A seeded sampler that Lightning advances with set_epoch(): the order of epoch e does
+        # not depend on RNG state, so a run resumed from a checkpoint sees the same batches
+        # (with DDP it also shards the data across processes).
+        sampler = DistributedSampler(
+            self.datasets["train"],
+            num_replicas=self._world_size(),
+            rank=self.trainer.global_rank if self.trainer is not None else 0,
+            shuffle=True,
+            seed=self.shuffle_seed,
+            drop_last=True,
+        )
+        return DataLoader(
+            self.datasets["train"],
+            batch_size=self.per_process_batch(self.batch_size),
+            sampler=sampler,
+            drop_last=True,  # as in the paper: the last incomplete batch is discarded
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def _eval_loader(self, role: str) -> DataLoader:
+        dataset = self.datasets[role]
+        world = self._world_size()
+        # Each sample exactly once across processes, so metrics equal the single-process ones
+        # (the default DistributedSampler would pad by repeating samples).
+        sampler = (
+            UnrepeatedDistributedSampler(
+                dataset,
+                num_replicas=world,
+                rank=self.trainer.global_rank,
+                shuffle=False,
+            )
+            if world > 1
+            else None
+        )
+        fill = [-m / s for m, s in zip(self.mean, self.std, strict=True)]  # normalised black
+        return DataLoader(
+            dataset,
+            batch_size=self.eval_batch_size,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=functools.partial(
+                pad_collate, image_fill=fill, ignore_index=self.ignore_index
+            ),
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
