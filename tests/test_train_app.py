@@ -12,7 +12,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from cfnet.data.synthetic import render_scene
+from cfnet.data.synthetic import CLASS_NAMES, render_scene
 from conftest import CONF_DIR
 from helpers import TINY_RUN, SimulatedKill, read_json, run_cli
 
@@ -53,15 +53,7 @@ def test_training_run_writes_checkpoints_metrics_and_logs(trained_run):
     for split in ("val", "test"):
         metrics = read_json(trained_run / "metrics" / f"{split}.json")
         assert {"pixAcc", "mIoU", "mIoU_ambiguous", "class_iou"} <= metrics.keys()
-        assert set(metrics["class_iou"]) == {
-            "background",
-            "boat",
-            "car",
-            "sea",
-            "canal",
-            "mast",
-            "lamppost",
-        }
+        assert set(metrics["class_iou"]) == set(CLASS_NAMES)
         assert (trained_run / "metrics" / f"{split}.md").read_text().startswith("## ")
     header = (trained_run / "csv" / "metrics.csv").read_text().splitlines()[0]
     assert "val/mIoU" in header and "train/loss" in header and "val/IoU/sea" in header
@@ -310,6 +302,12 @@ def test_wandb_offline_leaves_a_run_in_the_run_dir(tmp_path):
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert any(runs[0].rglob("*.wandb"))  # the run's event log, for `wandb sync`
+    media = runs[0] / "files" / "media"
+    # validation overlays: the images and their ground-truth / predicted class masks
+    assert any((media / "images" / "val").glob("*.png"))
+    assert any((media / "images" / "mask").rglob("*.png"))
+    # the per-class IoU table
+    assert any((media / "table").rglob("*.table.json"))
 
 
 def test_slurm_multinode_recipe_composes():

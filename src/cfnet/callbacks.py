@@ -53,6 +53,9 @@ class SegmentationReport(L.Callback):
         module.scores[stage].save(self.output_dir, name, title)
         if show:
             self.console.print(rich_table(module.scores[stage], title))
+            self.console.print(
+                f"saved {self.output_dir / name}.json and .md", highlight=False, soft_wrap=True
+            )
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: SegmentationModule) -> None:
         self._report(trainer, pl_module, "val", show=trainer.state.fn == "validate")

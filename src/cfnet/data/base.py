@@ -19,14 +19,14 @@ from typing import Any
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network check at import
 
-import albumentations as A  # noqa: E402
-import cv2  # noqa: E402
-import lightning as L  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from albumentations.pytorch import ToTensorV2  # noqa: E402
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler  # noqa: E402
-from torch.utils.data import DataLoader, Dataset, DistributedSampler  # noqa: E402
+import albumentations as A
+import cv2
+import lightning as L
+import numpy as np
+import torch
+from albumentations.pytorch import ToTensorV2
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 Sample = dict[str, Any]  # {"image": float 3×H×W, "mask": long H×W, "name": str}
 
@@ -65,7 +65,7 @@ def train_transform(
     crop (image with black, mask with ``ignore_index``), random crop, random horizontal flip,
     ImageNet normalisation.
     """
-    lo, hi = (int(round(s * base_size)) for s in scale_range)
+    lo, hi = (round(s * base_size) for s in scale_range)
     steps: list[A.BasicTransform] = [
         A.LongestMaxSize(max_size=list(range(lo, hi + 1))),  # uniform over integer long sides
         A.PadIfNeeded(

@@ -67,13 +67,17 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return base + field + noise
 
 
-def _jitter(rng: np.random.Generator, colour: tuple[float, float, float], amount: float) -> np.ndarray:
+def _jitter(
+    rng: np.random.Generator, colour: tuple[float, float, float], amount: float
+) -> np.ndarray:
     return np.asarray(colour, np.float32) + rng.uniform(-amount, amount, size=3).astype(np.float32)
 
 
 def _draw_boat(rng, image, mask, box, yy, xx) -> None:
     r = box.radius
-    hull = (np.abs(yy - (box.cy + 0.45 * r)) < 0.25 * r) & (np.abs(xx - box.cx) < 0.9 * r - 0.8 * np.abs(yy - box.cy - 0.2 * r))
+    hull = (np.abs(yy - (box.cy + 0.45 * r)) < 0.25 * r) & (
+        np.abs(xx - box.cx) < 0.9 * r - 0.8 * np.abs(yy - box.cy - 0.2 * r)
+    )
     sail = (yy > box.cy - 0.9 * r) & (yy < box.cy + 0.2 * r) & (xx > box.cx - 0.05 * r)
     sail &= (xx - box.cx) < 0.7 * r * (yy - (box.cy - 0.9 * r)) / (1.1 * r)
     image[hull] = _jitter(rng, (120, 60, 30), 15)
@@ -128,7 +132,7 @@ def _window(box: _Box, size: int) -> tuple[slice, slice]:
 def _place(
     rng: np.random.Generator, size: int, radius: float, avoid: list[_Box], min_dist: float
 ) -> _Box | None:
-    """Uniform position inside the image, at least ``min_dist`` (centre to centre) from ``avoid``."""
+    """Uniform position in the image, at least ``min_dist`` (centre to centre) from ``avoid``."""
     margin = radius + 1
     for _ in range(200):
         cy, cx = rng.uniform(margin, size - margin, size=2)

@@ -14,7 +14,7 @@ LAYOUT = "VOCdevkit/VOC2012/{JPEGImages, SegmentationClass, ImageSets/Segmentati
 
 
 class VOCSegmentation(SegmentationDataset):
-    """Samples listed in ``ImageSets/Segmentation/<split_list>.txt``; label 255 = boundary/ignore."""
+    """Samples listed in ``ImageSets/Segmentation/<split_list>.txt``; 255 = boundary/ignore."""
 
     def __init__(self, root: str | Path, split_list: str, transform=None) -> None:
         super().__init__(transform)
