@@ -50,12 +50,10 @@ class SegmentationReport(L.Callback):
         name = self.test_name if stage == "test" else stage
         model = module.hparams.model["_target_"].rsplit(".", 1)[-1]
         title = f"{name} · {model}"
-        module.scores[stage].save(self.output_dir, name, title)
+        json_path, md_path = module.scores[stage].save(self.output_dir, name, title)
         if show:
             self.console.print(rich_table(module.scores[stage], title))
-            self.console.print(
-                f"saved {self.output_dir / name}.json and .md", highlight=False, soft_wrap=True
-            )
+            self.console.print(f"saved {json_path} and {md_path}", highlight=False, soft_wrap=True)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: SegmentationModule) -> None:
         self._report(trainer, pl_module, "val", show=trainer.state.fn == "validate")
