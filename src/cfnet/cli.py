@@ -23,6 +23,15 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError)
 
 
+def _worker_message(message: str) -> str:
+    """A DataLoader worker's error comes back as "Caught X in DataLoader worker process 0. Original
+    Traceback …": keep only the original message, which names the file."""
+    if not message.startswith("Caught ") or "Original Traceback" not in message:
+        return message
+    last = message.rstrip().splitlines()[-1]
+    return last.split(": ", 1)[1] if ": " in last else last
+
+
 def _message(err: BaseException) -> str | None:
     if isinstance(err, InstantiationException):
         cause = err.__cause__
@@ -31,7 +40,7 @@ def _message(err: BaseException) -> str | None:
         key = next((ln[10:] for ln in str(err).splitlines() if ln.startswith("full_key: ")), "")
         return f"{key}: {cause}" if key else str(cause)
     if isinstance(err, USER_ERRORS):
-        return str(err)
+        return _worker_message(str(err))
     return None
 
 

@@ -1,4 +1,4 @@
-"""OmegaConf resolvers for values that depend on the machine, not on the user's choices."""
+"""OmegaConf resolvers: values that depend on the machine, and generated tables (palettes)."""
 
 from __future__ import annotations
 
@@ -17,5 +17,23 @@ def cpu_precision() -> str:
     return "bf16-mixed" if native else "32-true"
 
 
+def voc_palette(num_colours: int, first: int = 0) -> list[list[int]]:
+    """The Pascal VOC colour map (bit-interleaved ids), for datasets with many classes.
+
+    Colours ``first .. first + num_colours - 1`` (VOC's own are 0..20, 0 being black):
+    ``${voc_palette:150,1}`` saves writing 150 RGB triples and keeps black for ignored pixels.
+    """
+    palette = []
+    for index in range(int(first), int(first) + int(num_colours)):
+        rgb, cid = [0, 0, 0], index
+        for shift in range(7, -1, -1):
+            for channel in range(3):
+                rgb[channel] |= ((cid >> channel) & 1) << shift
+            cid >>= 3
+        palette.append(rgb)
+    return palette
+
+
 def register() -> None:
     OmegaConf.register_new_resolver("cpu_precision", cpu_precision, replace=True)
+    OmegaConf.register_new_resolver("voc_palette", voc_palette, replace=True)

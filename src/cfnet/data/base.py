@@ -28,25 +28,67 @@ from albumentations.pytorch import ToTensorV2
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-Sample = dict[str, Any]  # {"image": float 3×H×W, "mask": long H×W, "name": str}
+from cfnet.data.io import SampleError
+
+Sample = dict[str, Any]  # {"image": float 3×H×W, "mask": long H×W, "name": str, "skipped": [...]}
+ON_BAD_SAMPLE = ("error", "skip")
 
 
 class SegmentationDataset(Dataset):
-    """Base dataset: subclasses implement ``read``; the transform turns it into tensors."""
+    """Base dataset: subclasses implement ``read``; the transform turns it into tensors.
 
-    def __init__(self, transform: Callable[..., dict[str, Any]] | None) -> None:
+    A sample that cannot be used raises ``SampleError`` naming the file. With
+    ``on_bad_sample="skip"`` it is reported instead: an evaluation sample becomes a marker
+    ``{"skipped": [message]}`` that ``pad_collate`` drops (so it is scored nowhere), and a training
+    sample is replaced by the next good one (a training batch keeps its size, which DDP needs); the
+    messages travel in the batch so that ``cfnet.callbacks.BadSampleReport`` can count them.
+    """
+
+    def __init__(
+        self,
+        transform: Callable[..., dict[str, Any]] | None,
+        on_bad_sample: str = "error",
+        replace_bad: bool = False,
+    ) -> None:
+        if on_bad_sample not in ON_BAD_SAMPLE:
+            raise ValueError(
+                f"dataset.on_bad_sample must be one of {ON_BAD_SAMPLE}, got {on_bad_sample!r}"
+            )
         self.transform = transform
+        self.on_bad_sample = on_bad_sample
+        self.replace_bad = replace_bad
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
         """(image H×W×3 uint8 RGB, mask H×W integer training ids, sample name)."""
         raise NotImplementedError
 
+    def read_labels(self, index: int) -> tuple[np.ndarray, str]:
+        """(mask H×W training ids, name) without decoding the image (for ``cfnet.stats``)."""
+        _, mask, name = self.read(index)
+        return mask, name
+
     def __getitem__(self, index: int) -> Sample:
-        image, mask, name = self.read(index)
-        if self.transform is None:
-            return {"image": image, "mask": mask, "name": name}
-        out = self.transform(image=image, mask=mask)
-        return {"image": out["image"], "mask": out["mask"].long(), "name": name}
+        skipped: list[str] = []
+        for attempt in range(len(self)):  # ``replace_bad``: walk on to the next good sample
+            try:
+                image, mask, name = self.read((index + attempt) % len(self))
+            except SampleError as err:
+                if self.on_bad_sample == "error":
+                    raise
+                skipped.append(str(err))
+                if self.replace_bad:
+                    continue
+                return {"skipped": skipped}
+            if self.transform is None:
+                return {"image": image, "mask": mask, "name": name, "skipped": skipped}
+            out = self.transform(image=image, mask=mask)
+            return {
+                "image": out["image"],
+                "mask": out["mask"].long(),
+                "name": name,
+                "skipped": skipped,
+            }
+        raise SampleError(f"every one of the {len(self)} samples is bad; first: {skipped[0]}")
 
 
 def train_transform(
@@ -90,18 +132,31 @@ def eval_transform(*, mean: Sequence[float], std: Sequence[float]) -> A.Compose:
 
 
 def pad_collate(samples: list[Sample], image_fill: Sequence[float], ignore_index: int) -> Sample:
-    """Batch images of different sizes: pad bottom/right (image with black, mask with ignore)."""
-    height = max(s["image"].shape[-2] for s in samples)
-    width = max(s["image"].shape[-1] for s in samples)
+    """Batch images of different sizes: pad bottom/right (image with black, mask with ignore).
+
+    ``sizes`` keeps each image's own (H, W) so evaluation can score exactly the real pixels;
+    skipped samples (see ``SegmentationDataset``) are dropped, their messages kept in ``skipped``.
+    """
+    skipped = [message for s in samples for message in s.get("skipped", [])]
+    samples = [s for s in samples if "image" in s]
+    sizes = [tuple(s["image"].shape[-2:]) for s in samples]
+    height = max((h for h, _ in sizes), default=1)
+    width = max((w for _, w in sizes), default=1)
     images = torch.tensor(image_fill, dtype=torch.float32)[:, None, None].repeat(
         len(samples), 1, height, width
     )
     masks = torch.full((len(samples), height, width), ignore_index, dtype=torch.long)
     for i, s in enumerate(samples):
-        h, w = s["image"].shape[-2:]
+        h, w = sizes[i]
         images[i, :, :h, :w] = s["image"]
         masks[i, :h, :w] = s["mask"]
-    return {"image": images, "mask": masks, "name": [s["name"] for s in samples]}
+    return {
+        "image": images,
+        "mask": masks,
+        "name": [s["name"] for s in samples],
+        "sizes": sizes,
+        "skipped": skipped,
+    }
 
 
 @dataclass(kw_only=True, eq=False)
@@ -130,6 +185,8 @@ class SegmentationDataModule(L.LightningDataModule):
     val_split: str
     test_split: str
     shuffle_seed: int  # the training order is a function of (seed, epoch): exact resumes
+    on_bad_sample: str  # "error": stop, naming the file | "skip": drop it and count it
+    eval_scales: list[float]  # the paper's multi-scale protocol (conf/inference/ms_flip.yaml)
     datasets: dict[str, Dataset] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -144,11 +201,25 @@ class SegmentationDataModule(L.LightningDataModule):
                 f"dataset.palette has {len(self.palette)} colours for "
                 f"dataset.num_classes={self.num_classes}"
             )
+        if self.on_bad_sample not in ON_BAD_SAMPLE:
+            raise ValueError(
+                f"dataset.on_bad_sample must be one of {ON_BAD_SAMPLE}, got {self.on_bad_sample!r}"
+            )
         if len(self.scale_range) != 2 or not 0 < self.scale_range[0] <= self.scale_range[1]:
             raise ValueError(f"dataset.scale_range must be [low, high], got {self.scale_range}")
 
     # ---- what a dataset subclass provides -------------------------------------------------
-    def build_dataset(self, split: str, transform: Callable[..., dict[str, Any]]) -> Dataset:
+    def build_dataset(
+        self,
+        split: str,
+        transform: Callable[..., dict[str, Any]] | None,
+        replace_bad: bool = False,
+    ) -> SegmentationDataset:
+        """The dataset of ``split`` (train | val | test); ``transform=None`` gives raw samples.
+
+        ``replace_bad``: with ``on_bad_sample=skip``, replace a bad sample by the next good one
+        (training) instead of dropping it (evaluation, statistics).
+        """
         raise NotImplementedError
 
     # ---- transforms -----------------------------------------------------------------------
@@ -177,7 +248,9 @@ class SegmentationDataModule(L.LightningDataModule):
         for role, split in wanted.get(stage or "fit", []):
             if role not in self.datasets:
                 transform = self.train_transform() if role == "train" else self.eval_transform()
-                self.datasets[role] = self.build_dataset(split, transform)
+                self.datasets[role] = self.build_dataset(
+                    split, transform, replace_bad=role == "train"
+                )
 
     def _world_size(self) -> int:
         return self.trainer.world_size if self.trainer is not None else 1
@@ -190,6 +263,10 @@ class SegmentationDataModule(L.LightningDataModule):
                 f"the number of processes ({world})"
             )
         return batch_size // world
+
+    def _collate(self) -> Callable[[list[Sample]], Sample]:
+        fill = [-m / s for m, s in zip(self.mean, self.std, strict=True)]  # normalised black
+        return functools.partial(pad_collate, image_fill=fill, ignore_index=self.ignore_index)
 
     def train_dataloader(self) -> DataLoader:
         # A seeded sampler that Lightning advances with set_epoch(): the order of epoch e does
@@ -208,6 +285,7 @@ class SegmentationDataModule(L.LightningDataModule):
             batch_size=self.per_process_batch(self.batch_size),
             sampler=sampler,
             drop_last=True,  # as in the paper: the last incomplete batch is discarded
+            collate_fn=self._collate(),  # equal crops: a plain stack, plus the skip messages
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
@@ -228,7 +306,6 @@ class SegmentationDataModule(L.LightningDataModule):
             if world > 1
             else None
         )
-        fill = [-m / s for m, s in zip(self.mean, self.std, strict=True)]  # normalised black
         return DataLoader(
             dataset,
             batch_size=self.eval_batch_size,
@@ -236,9 +313,7 @@ class SegmentationDataModule(L.LightningDataModule):
             shuffle=False,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            collate_fn=functools.partial(
-                pad_collate, image_fill=fill, ignore_index=self.ignore_index
-            ),
+            collate_fn=self._collate(),
         )
 
     def val_dataloader(self) -> DataLoader:

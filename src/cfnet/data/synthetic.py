@@ -240,7 +240,9 @@ class SyntheticDataModule(SegmentationDataModule):
     min_distance: float  # cue ↔ ambiguous gap, fraction of the image diagonal
     max_ambiguous: int  # ambiguous objects per image: 1..max_ambiguous
 
-    def build_dataset(self, split: str, transform) -> SyntheticCooccurrence:
+    def build_dataset(
+        self, split: str, transform, replace_bad: bool = False
+    ) -> SyntheticCooccurrence:
         if split not in self.sizes:
             raise ValueError(f"dataset.sizes has no {split!r} split (has {sorted(self.sizes)})")
         return SyntheticCooccurrence(

@@ -1,46 +1,49 @@
-"""Pascal VOC 2012 segmentation (21 classes, background included)."""
+"""Pascal VOC 2012 segmentation (21 classes, background included), with or without SBD.
+
+``pascal_voc``: ``VOCdevkit/VOC2012/{JPEGImages, SegmentationClass, ImageSets/Segmentation/*.txt}``
+as extracted from ``VOCtrainval_11-May-2012.tar``. ``pascal_voc_aug`` adds the SBD annotations
+(``SegmentationClassAug`` and ``train_aug.txt``, 10,582 images), written by
+``python -m cfnet.prepare pascal_voc_aug``. Masks are palette PNGs whose indices are the class ids;
+255 marks object boundaries and is ignored.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from cfnet.data.base import SegmentationDataModule, SegmentationDataset
-from cfnet.data.io import read_image, read_label
-
-LAYOUT = "VOCdevkit/VOC2012/{JPEGImages, SegmentationClass, ImageSets/Segmentation/<split>.txt}"
-
-
-class VOCSegmentation(SegmentationDataset):
-    """Samples listed in ``ImageSets/Segmentation/<split_list>.txt``; 255 = boundary/ignore."""
-
-    def __init__(self, root: str | Path, split_list: str, transform=None) -> None:
-        super().__init__(transform)
-        self.base = Path(root).expanduser() / "VOCdevkit" / "VOC2012"
-        list_file = self.base / "ImageSets" / "Segmentation" / f"{split_list}.txt"
-        if not list_file.is_file():
-            raise FileNotFoundError(
-                f"Pascal VOC split list {str(list_file)!r} not found: dataset.root={str(root)!r} "
-                f"must contain {LAYOUT} (extract VOCtrainval_11-May-2012.tar there)"
-            )
-        self.names = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def read(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
-        name = self.names[index]
-        image = read_image(self.base / "JPEGImages" / f"{name}.jpg")
-        mask = read_label(self.base / "SegmentationClass" / f"{name}.png")
-        return image, mask, name
+from cfnet.data.files import FileDataModule, Pair, read_list, require_dir
+from cfnet.data.labels import voc_lut
 
 
 @dataclass(kw_only=True, eq=False)
-class VOCDataModule(SegmentationDataModule):
-    root: str
-    train_list: str  # ImageSets/Segmentation/<train_list>.txt for the train split
+class VOCDataModule(FileDataModule):
+    """``splits`` maps train/val to list names under ``ImageSets/Segmentation``."""
 
-    def build_dataset(self, split: str, transform) -> VOCSegmentation:
-        return VOCSegmentation(self.root, self.train_list if split == "train" else split, transform)
+    mask_dir: str  # SegmentationClass (VOC) | SegmentationClassAug (VOC + SBD)
+
+    def _layout(self) -> tuple[str, str]:
+        layout = (
+            f"VOCdevkit/VOC2012/{{JPEGImages, {self.mask_dir}, "
+            f"ImageSets/Segmentation/{{{', '.join(self.splits.values())}}}.txt}}"
+        )
+        how = "extract VOCtrainval_11-May-2012.tar there"
+        if self.mask_dir != "SegmentationClass":
+            how += ", then run python -m cfnet.prepare pascal_voc_aug --src <SBD> --dst <root>"
+        return layout, how
+
+    def pairs(self, split_name: str) -> list[Pair]:
+        layout, how = self._layout()
+        base = require_dir(self.root_path / "VOCdevkit" / "VOC2012", self.name, layout, how)
+        require_dir(base / self.mask_dir, self.name, layout, how)
+        names = read_list(
+            base / "ImageSets" / "Segmentation" / f"{split_name}.txt", self.name, layout, how
+        )
+        return [
+            Pair(base / "JPEGImages" / f"{n}.jpg", base / self.mask_dir / f"{n}.png", n)
+            for n in names
+        ]
+
+    def lut(self) -> np.ndarray:
+        return voc_lut(self.num_classes, self.ignore_index)

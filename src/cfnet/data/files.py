@@ -1,0 +1,131 @@
+"""Datasets stored as files: (image, label map) pairs plus the release's label convention.
+
+Every real dataset (VOC, Context, ADE20K, Cityscapes, COCO) is the same thing once its layout is
+known: a list of ``Pair``s and a lookup table raw id → training id (``cfnet.data.labels``). A
+subclass of ``FileDataModule`` only lists the pairs of a split and names its lookup table; reading,
+checking and the bad-sample policy live here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cfnet.data.base import SegmentationDataModule, SegmentationDataset
+from cfnet.data.io import SampleError, image_size, map_labels, read_label, read_rgb_image
+
+
+@dataclass(frozen=True)
+class Pair:
+    image: Path
+    label: Path
+    name: str
+
+
+class FileSegmentation(SegmentationDataset):
+    """Reads ``pairs``; raw label ids go through ``lut`` (see ``cfnet.data.labels``)."""
+
+    def __init__(
+        self,
+        pairs: list[Pair],
+        lut: np.ndarray,
+        allow_greyscale: bool,
+        transform: Callable[..., dict[str, Any]] | None,
+        on_bad_sample: str,
+        replace_bad: bool,
+    ) -> None:
+        super().__init__(transform, on_bad_sample, replace_bad)
+        self.pairs, self.lut, self.allow_greyscale = pairs, lut, allow_greyscale
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def _labels(self, pair: Pair, size: tuple[int, int]) -> np.ndarray:
+        raw = read_label(pair.label)
+        if raw.shape != size:
+            raise SampleError(
+                f"label map {str(pair.label)!r} is {raw.shape[1]}×{raw.shape[0]} but its image "
+                f"{str(pair.image)!r} is {size[1]}×{size[0]} (width×height)"
+            )
+        return map_labels(raw, self.lut, pair.label)
+
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
+        pair = self.pairs[index]
+        image = read_rgb_image(pair.image, self.allow_greyscale)
+        return image, self._labels(pair, image.shape[:2]), pair.name
+
+    def read_labels(self, index: int) -> tuple[np.ndarray, str]:
+        pair = self.pairs[index]
+        return self._labels(pair, image_size(pair.image)), pair.name
+
+
+def require_dir(path: Path, dataset: str, layout: str, how: str) -> Path:
+    """``path`` must be a directory; otherwise one error naming it, the layout and the fix."""
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{dataset}: {str(path)!r} is not a directory. dataset.root must contain {layout} "
+            f"({how})"
+        )
+    return path
+
+
+def read_list(path: Path, dataset: str, layout: str, how: str) -> list[str]:
+    """Sample ids, one per line, of a split list file (blank lines ignored)."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{dataset}: split list {str(path)!r} not found. dataset.root must contain {layout} "
+            f"({how})"
+        )
+    names = [line.strip().split()[0] for line in path.read_text().splitlines() if line.strip()]
+    if not names:
+        raise ValueError(f"{dataset}: split list {str(path)!r} is empty")
+    return names
+
+
+@dataclass(kw_only=True, eq=False)
+class FileDataModule(SegmentationDataModule):
+    """A dataset on disk under ``root``; ``splits`` maps cfnet's split names (train / val / test)
+    to the release's own (a list file or a folder name)."""
+
+    root: str
+    splits: dict[str, str]
+    allow_greyscale: bool  # convert 8-bit greyscale images to RGB (COCO, ADE20K hold a few)
+
+    # ---- what a dataset provides ----------------------------------------------------------
+    def pairs(self, split_name: str) -> list[Pair]:
+        """The (image, label) files of the release's split ``split_name``, in a fixed order."""
+        raise NotImplementedError
+
+    def lut(self) -> np.ndarray:
+        """Raw label id → training id (``cfnet.data.labels``)."""
+        raise NotImplementedError
+
+    # ---- shared -----------------------------------------------------------------------------
+    @property
+    def root_path(self) -> Path:
+        return Path(self.root).expanduser()
+
+    def build_dataset(
+        self,
+        split: str,
+        transform: Callable[..., dict[str, Any]] | None,
+        replace_bad: bool = False,
+    ) -> FileSegmentation:
+        if split not in self.splits:
+            raise ValueError(
+                f"dataset {self.name!r} has no split {split!r}; dataset.splits has "
+                f"{sorted(self.splits)}"
+            )
+        pairs = self.pairs(self.splits[split])
+        if not pairs:
+            raise FileNotFoundError(
+                f"{self.name}: split {split!r} ({self.splits[split]}) under dataset.root="
+                f"{str(self.root)!r} holds no samples"
+            )
+        return FileSegmentation(
+            pairs, self.lut(), self.allow_greyscale, transform, self.on_bad_sample, replace_bad
+        )
