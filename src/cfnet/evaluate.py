@@ -1,8 +1,8 @@
-"""``python -m cfnet.evaluate ckpt_path=… dataset=… split=val``: metrics of a checkpoint.
+"""``python -m cfnet.evaluate ckpt_path=… dataset=… split=val inference=ms_flip``: metrics.
 
 The checkpoint rebuilds its own model (no model config needed); the dataset config must describe
-the same classes. Prints the per-class table and writes ``metrics/<split>.{json,md}`` in the run
-dir.
+the same classes. ``inference=whole|slide|ms_flip`` picks the protocol (``cfnet.inference``).
+Prints the per-class table and writes ``metrics/<split>.{json,md}`` in the run dir.
 With ``trainer=ddp_cpu`` / ``trainer=ddp`` the split is sharded across processes, each image once.
 """
 
@@ -19,12 +19,8 @@ from cfnet.metrics import SegmentationScores
 
 def evaluate(cfg: DictConfig) -> SegmentationScores:
     module = SegmentationModule.from_checkpoint(cfg.ckpt_path)
-    trained, given = module.hparams.class_names, list(cfg.dataset.class_names)
-    if trained != given:
-        raise ValueError(
-            f"checkpoint {cfg.ckpt_path!r} was trained on {len(trained)} classes {trained[:4]}..., "
-            f"but dataset={cfg.dataset.name} has {len(given)} classes {given[:4]}..."
-        )
+    module.require_classes(list(cfg.dataset.class_names), cfg.dataset.name, cfg.ckpt_path)
+    module.inference = instantiate(cfg.inference)
     datamodule = instantiate(cfg.dataset)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False)

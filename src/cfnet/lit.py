@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from cfnet.inference import SegmentationInference
 from cfnet.losses import segmentation_loss
 from cfnet.metrics import SegmentationScores
 from cfnet.models.segmentor import Segmentor
@@ -71,6 +72,9 @@ class SegmentationModule(L.LightningModule):
             }
         )
         self.scores: dict[str, SegmentationScores] = {}
+        # The evaluation protocol (cfnet.inference); None: a plain batched forward, as validation
+        # during training. cfnet.evaluate sets it from conf/inference/.
+        self.inference: SegmentationInference | None = None
 
     # ---- model ----------------------------------------------------------------------------
     def forward(self, images: Tensor) -> Tensor:
@@ -96,6 +100,16 @@ class SegmentationModule(L.LightningModule):
         module = cls(**hparams)
         module.load_state_dict(ckpt["state_dict"])
         return module
+
+    def require_classes(self, class_names: list[str], dataset: str, ckpt_path: str) -> None:
+        """The dataset config must describe the classes the checkpoint was trained on."""
+        trained = self.hparams.class_names
+        if trained != class_names:
+            raise ValueError(
+                f"checkpoint {ckpt_path!r} was trained on {len(trained)} classes "
+                f"{trained[:4]}..., but dataset={dataset} has {len(class_names)} classes "
+                f"{class_names[:4]}... (pass dataset=<the checkpoint's dataset>)"
+            )
 
     # ---- training -------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
@@ -135,9 +149,21 @@ class SegmentationModule(L.LightningModule):
         }
 
     # ---- evaluation -----------------------------------------------------------------------
+    def pad_value(self) -> list[float]:
+        """Normalised black: what crops and windows are padded with."""
+        return [-m / s for m, s in zip(self.hparams.mean, self.hparams.std, strict=True)]
+
     def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
-        logits = self.net(batch["image"])
-        self.confusion[stage].update(logits.argmax(1), batch["mask"])
+        images, masks = batch["image"], batch["mask"]
+        if images.shape[0] == 0:  # every sample of the batch was skipped (on_bad_sample=skip)
+            return
+        if self.inference is None:
+            self.confusion[stage].update(self.net(images).argmax(1), masks)
+            return
+        # The protocol rescales each image by its own size: score each one without its padding.
+        for i, (h, w) in enumerate(batch["sizes"]):
+            probs = self.inference(self.net, images[i : i + 1, :, :h, :w], self.pad_value())
+            self.confusion[stage].update(probs.argmax(1), masks[i : i + 1, :h, :w])
 
     def _eval_epoch_end(self, stage: str) -> None:
         confusion = self.confusion[stage].compute()  # summed over processes

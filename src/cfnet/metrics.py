@@ -69,10 +69,15 @@ class SegmentationScores:
             lines.append(f"| {name} | {'n/a' if value is None else f'{100 * value:.2f}'} |")
         return "\n".join(lines) + "\n"
 
-    def save(self, directory: Path, stem: str, title: str) -> tuple[Path, Path]:
-        """Write ``<stem>.json`` and ``<stem>.md`` (JSON: the summary plus every field)."""
+    def save(
+        self, directory: Path, stem: str, title: str, protocol: str | None = None
+    ) -> tuple[Path, Path]:
+        """Write ``<stem>.json`` and ``<stem>.md`` (JSON: the summary plus every field, and the
+        evaluation protocol when one was used)."""
         directory.mkdir(parents=True, exist_ok=True)
         json_path, md_path = directory / f"{stem}.json", directory / f"{stem}.md"
-        json_path.write_text(json.dumps({**self.summary(), **asdict(self)}, indent=2) + "\n")
+        extra = {} if protocol is None else {"protocol": protocol}
+        record = {**self.summary(), **asdict(self), **extra}
+        json_path.write_text(json.dumps(record, indent=2) + "\n")
         md_path.write_text(self.to_markdown(title))
         return json_path, md_path
