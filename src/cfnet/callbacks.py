@@ -49,8 +49,9 @@ class SegmentationReport(L.Callback):
             return
         name = self.test_name if stage == "test" else stage
         model = module.hparams.model["_target_"].rsplit(".", 1)[-1]
-        title = f"{name} · {model}"
-        json_path, md_path = module.scores[stage].save(self.output_dir, name, title)
+        protocol = module.inference.describe() if module.inference is not None else None
+        title = f"{name} · {model}" + (f" · {protocol}" if protocol else "")
+        json_path, md_path = module.scores[stage].save(self.output_dir, name, title, protocol)
         if show:
             self.console.print(rich_table(module.scores[stage], title))
             self.console.print(f"saved {json_path} and {md_path}", highlight=False, soft_wrap=True)
@@ -63,6 +64,52 @@ class SegmentationReport(L.Callback):
 
     def on_test_end(self, trainer: L.Trainer, pl_module: SegmentationModule) -> None:
         self._report(trainer, pl_module, "test", show=True)
+
+
+class BadSampleReport(L.Callback):
+    """Counts the samples skipped with ``dataset.on_bad_sample=skip`` and reports them at the end:
+    a line on the console and every message in ``bad_samples.txt`` in the run dir.
+
+    Skipped samples travel in the batches (``batch["skipped"]``), so this sees those of every
+    loader worker; with DDP each process reports its own shard.
+    """
+
+    def __init__(self, output_dir: str) -> None:
+        self.path = Path(output_dir) / "bad_samples.txt"
+        self.messages: dict[str, None] = {}  # unique, in order of discovery (epochs re-read them)
+        self.reported = 0
+
+    def _collect(self, batch: Any) -> None:
+        if isinstance(batch, dict):
+            self.messages.update(dict.fromkeys(batch.get("skipped", [])))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._collect(batch)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *_) -> None:
+        self._collect(batch)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *_) -> None:
+        self._collect(batch)
+
+    def _report(self, trainer: L.Trainer) -> None:
+        if len(self.messages) == self.reported:  # nothing new since the last report
+            return
+        self.reported = len(self.messages)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("\n".join(self.messages) + "\n")
+        first = next(iter(self.messages))
+        rank = f" (process {trainer.global_rank})" if trainer.world_size > 1 else ""
+        print(
+            f"skipped {len(self.messages)} bad sample(s){rank} (dataset.on_bad_sample=skip); "
+            f"first: {first}; all listed in {self.path}"
+        )
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._report(trainer)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._report(trainer)
 
 
 class WandbSegmentation(L.Callback):

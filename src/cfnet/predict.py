@@ -3,6 +3,11 @@
 For every input image: ``<stem>.png``, an indexed PNG whose pixel values are the predicted class
 ids (with the dataset palette, so it also looks right), and ``<stem>_overlay.png``. Nothing is
 written into the input folder, and existing outputs are only replaced with ``overwrite=true``.
+``inference=whole|slide|ms_flip`` picks the protocol (``cfnet.inference``).
+
+``export=voc|cityscapes`` writes test-server submissions instead: VOC palette PNGs of class ids
+under ``results/VOC2012/Segmentation/comp6_test_cls/``, or Cityscapes PNGs of labelIds (the
+benchmark scores labelIds, the model predicts trainIds) named ``<frame>_leftImg8bit.png``.
 """
 
 from __future__ import annotations
@@ -11,12 +16,14 @@ from pathlib import Path
 
 import hydra
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 from PIL import Image
 
 from cfnet.cli import CONFIG_DIR, user_errors
 from cfnet.data.base import eval_transform
-from cfnet.data.io import IMAGE_SUFFIXES, read_image
+from cfnet.data.io import IMAGE_SUFFIXES, read_any_image
+from cfnet.data.labels import CITYSCAPES_TRAIN_NAMES, cityscapes_train_to_label_id
 from cfnet.lit import SegmentationModule
 from cfnet.viz import overlay, palette_png
 
@@ -34,10 +41,39 @@ def list_inputs(source: Path) -> list[Path]:
     return images
 
 
+EXPORTS = ("voc", "cityscapes")
+VOC_RESULTS = Path("results/VOC2012/Segmentation/comp6_test_cls")
+
+
+def output_paths(image: Path, output: Path, export: str | None) -> list[Path]:
+    """What one input image produces: mask + overlay, or the submission file of ``export``."""
+    if export == "voc":
+        return [output / VOC_RESULTS / f"{image.stem}.png"]
+    if export == "cityscapes":
+        return [output / f"{image.stem}.png"]
+    return [output / f"{image.stem}.png", output / f"{image.stem}_overlay.png"]
+
+
+def check_export(export: str | None, class_names: list[str], num_classes: int) -> None:
+    """An export format fixes the label space: refuse a checkpoint of other classes."""
+    if export is None:
+        return
+    if export not in EXPORTS:
+        raise ValueError(f"export must be one of {EXPORTS} or null, got {export!r}")
+    expected = 21 if export == "voc" else len(CITYSCAPES_TRAIN_NAMES)
+    if num_classes != expected or (
+        export == "cityscapes" and tuple(class_names) != CITYSCAPES_TRAIN_NAMES
+    ):
+        raise ValueError(
+            f"export={export} needs a checkpoint trained on the {expected} {export} classes; "
+            f"this one has {num_classes} classes {class_names[:4]}..."
+        )
+
+
 def plan_outputs(
-    images: list[Path], source: Path, output: Path, overwrite: bool
-) -> list[tuple[Path, Path]]:
-    """(mask path, overlay path) per image, after checking nothing would be lost or clobbered."""
+    images: list[Path], source: Path, output: Path, overwrite: bool, export: str | None = None
+) -> list[list[Path]]:
+    """Output paths per image, after checking nothing would be lost or clobbered."""
     input_dir = (source if source.is_dir() else source.parent).resolve()
     out = output.resolve()
     if out == input_dir or out.is_relative_to(input_dir):
@@ -53,7 +89,7 @@ def plan_outputs(
                 f"{image.stem}.png"
             )
         stems[image.stem] = image
-    plans = [(output / f"{p.stem}.png", output / f"{p.stem}_overlay.png") for p in images]
+    plans = [output_paths(p, output, export) for p in images]
     existing = [str(p) for pair in plans for p in pair if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(
@@ -67,20 +103,29 @@ def plan_outputs(
 def predict(cfg: DictConfig) -> list[Path]:
     source, output = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
     images = list_inputs(source)
-    plans = plan_outputs(images, source, output, cfg.overwrite)
+    plans = plan_outputs(images, source, output, cfg.overwrite, cfg.export)
     module = SegmentationModule.from_checkpoint(cfg.ckpt_path).eval().to(cfg.device)
     hp = module.hparams
+    module.require_classes(list(cfg.dataset.class_names), cfg.dataset.name, cfg.ckpt_path)
+    check_export(cfg.export, hp.class_names, hp.num_classes)
+    inference = instantiate(cfg.inference)
     transform = eval_transform(mean=hp.mean, std=hp.std)
-    output.mkdir(parents=True, exist_ok=True)
+    to_label_id = cityscapes_train_to_label_id()
     written = []
-    for image_path, (mask_path, overlay_path) in zip(images, plans, strict=True):
-        image = read_image(image_path)
+    for image_path, paths in zip(images, plans, strict=True):
+        image = read_any_image(image_path)
         tensor = transform(image=image)["image"][None].to(cfg.device)
-        mask = module(tensor)[0].argmax(0).to(torch.uint8).cpu().numpy()
-        palette_png(mask, hp.palette).save(mask_path)
-        Image.fromarray(overlay(image, mask, hp.palette, cfg.overlay_alpha)).save(overlay_path)
-        written += [mask_path, overlay_path]
-        print(f"{image_path} → {mask_path}, {overlay_path}")
+        mask = inference(module.net, tensor, module.pad_value())[0].argmax(0)
+        mask = mask.to(torch.uint8).cpu().numpy()
+        paths[0].parent.mkdir(parents=True, exist_ok=True)
+        if cfg.export == "cityscapes":
+            Image.fromarray(to_label_id[mask], mode="L").save(paths[0])
+        else:  # class ids with the palette (VOC's own for export=voc)
+            palette_png(mask, hp.palette).save(paths[0])
+        if cfg.export is None:
+            Image.fromarray(overlay(image, mask, hp.palette, cfg.overlay_alpha)).save(paths[1])
+        written += paths
+        print(f"{image_path} → {', '.join(str(p) for p in paths)}")
     return written
 
 
