@@ -47,6 +47,25 @@ def run_cli(module: str, *args: str, env: dict[str, str] | None = None, check: b
     return result
 
 
+def train_in_process(cfg_overrides: list[str], output_dir: Path) -> dict[str, float]:
+    """``cfnet.train`` without a subprocess (the same compose + ``train(cfg)``), run dir given."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from cfnet.train import train
+    from conftest import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=cfg_overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.root_dir = str(output_dir)
+        del cfg.hydra
+    return train(cfg)
+
+
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 

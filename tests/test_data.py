@@ -1,4 +1,4 @@
-"""Data: the synthetic dataset's principle, the paper's augmentation, loaders, the VOC layout."""
+"""Data: the synthetic dataset's principle, the paper's augmentation, the loaders."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from PIL import Image
 
 from cfnet.data.base import eval_transform, pad_collate, train_transform
 from cfnet.data.synthetic import (
@@ -20,7 +19,6 @@ from cfnet.data.synthetic import (
     SEA,
     render_scene,
 )
-from cfnet.data.voc import VOCSegmentation
 from conftest import CONF_DIR
 
 SIZE = 160
@@ -134,7 +132,17 @@ def test_pad_collate_batches_different_sizes():
     assert batch["image"].shape == (2, 3, 9, 7) and batch["mask"].shape == (2, 9, 7)
     assert (batch["mask"][0, 5:] == 255).all() and (batch["mask"][0, :5] == 1).all()
     assert (batch["image"][1, :, :, 4:] == -1.0).all()
-    assert batch["name"] == ["a", "b"]
+    assert batch["name"] == ["a", "b"] and batch["sizes"] == [(5, 7), (9, 4)]
+
+
+def test_pad_collate_drops_skipped_samples_and_keeps_their_messages():
+    t = eval_transform(mean=[0.5] * 3, std=[0.5] * 3)
+    out = t(image=np.zeros((4, 6, 3), np.uint8), mask=np.ones((4, 6), np.uint8))
+    good = {"image": out["image"], "mask": out["mask"].long(), "name": "a", "skipped": ["x: bad"]}
+    batch = pad_collate([good, {"skipped": ["y: bad"]}], image_fill=[0.0] * 3, ignore_index=255)
+    assert batch["image"].shape == (1, 3, 4, 6) and batch["skipped"] == ["x: bad", "y: bad"]
+    empty = pad_collate([{"skipped": ["z: bad"]}], image_fill=[0.0] * 3, ignore_index=255)
+    assert empty["image"].shape[0] == 0 and empty["name"] == [] and empty["skipped"] == ["z: bad"]
 
 
 def _datamodule(*overrides):
@@ -176,36 +184,3 @@ def test_training_order_depends_only_on_seed_and_epoch():
 def test_inconsistent_dataset_config_is_named(override, match):
     with pytest.raises(Exception, match=match):
         _datamodule(override)
-
-
-def _voc_tree(root, names):
-    base = root / "VOCdevkit" / "VOC2012"
-    (base / "JPEGImages").mkdir(parents=True)
-    (base / "SegmentationClass").mkdir()
-    (base / "ImageSets" / "Segmentation").mkdir(parents=True)
-    palette = [0, 0, 0, 128, 0, 0] + [0] * (3 * 254)
-    for name in names:
-        Image.fromarray(np.full((12, 10, 3), 90, np.uint8)).save(
-            base / "JPEGImages" / f"{name}.jpg"
-        )
-        label = np.zeros((12, 10), np.uint8)
-        label[2:6, 2:6] = 1
-        label[6, :] = 255  # object boundary
-        png = Image.fromarray(label, mode="P")
-        png.putpalette(palette)
-        png.save(base / "SegmentationClass" / f"{name}.png")
-    (base / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join(names) + "\n")
-    return root
-
-
-def test_voc_reads_palette_indices_and_keeps_boundary_as_ignore(tmp_path):
-    root = _voc_tree(tmp_path, ["2007_000032", "2007_000039"])
-    dataset = VOCSegmentation(root, "train")
-    image, mask, name = dataset.read(1)
-    assert name == "2007_000039" and image.shape == (12, 10, 3)
-    assert set(np.unique(mask)) == {0, 1, 255}  # indices, not palette colours
-
-
-def test_voc_missing_root_names_the_layout(tmp_path):
-    with pytest.raises(FileNotFoundError, match="VOCdevkit/VOC2012"):
-        VOCSegmentation(tmp_path / "nowhere", "train")

@@ -14,7 +14,7 @@ from PIL import Image
 
 from cfnet.data.synthetic import CLASS_NAMES, render_scene
 from conftest import CONF_DIR
-from helpers import TINY_RUN, SimulatedKill, read_json, run_cli
+from helpers import TINY_RUN, SimulatedKill, read_json, run_cli, train_in_process
 
 USER_COMMAND = ["dataset=pascal_voc", "model.k=2", "model.heads=4"]
 
@@ -75,6 +75,28 @@ def test_evaluate_reproduces_the_checkpoints_validation_score(trained_run, tmp_p
     )
     metrics = read_json(tmp_path / "metrics" / "val.json")
     assert metrics["mIoU"] == pytest.approx(float(score), abs=1e-6)
+
+
+def test_evaluate_protocols_single_scale_slide_equals_whole_and_ms_flip_runs(trained_run, tmp_path):
+    """64² images with base = crop = 64: the authors' single-scale protocol is one plain pass,
+    so it must reproduce the whole-image numbers exactly; ms_flip records its protocol."""
+    best = next((trained_run / "checkpoints").glob("best-epoch*.ckpt"))
+    whole_dir, slide_dir, ms_dir = tmp_path / "whole", tmp_path / "slide", tmp_path / "ms"
+    common = [f"ckpt_path={best}", *TINY_RUN[4:8], "split=val"]
+    run_cli("cfnet.evaluate", *common, f"hydra.run.dir={whole_dir}")
+    run_cli("cfnet.evaluate", *common, "inference=slide", f"hydra.run.dir={slide_dir}")
+    whole, slide = (read_json(d / "metrics" / "val.json") for d in (whole_dir, slide_dir))
+    assert slide["protocol"] == "slide, scales [1.0] × base 64, crop 64 stride 42"
+    assert slide["class_iou"] == whole["class_iou"] and whole["protocol"] == "whole, original size"
+    result = run_cli("cfnet.evaluate", *common, "inference=ms_flip", f"hydra.run.dir={ms_dir}")
+    ms = read_json(ms_dir / "metrics" / "val.json")
+    assert (
+        ms["protocol"].endswith("flip")
+        and "scales [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]" in ms["protocol"]
+    )
+    assert 0 <= ms["mIoU"] <= 1 and ms["labelled_pixels"] == whole["labelled_pixels"]
+    assert (ms_dir / "metrics" / "val.md").read_text().splitlines()[0].endswith(", flip")
+    assert "flip" in result.stdout
 
 
 def test_ddp_cpu_two_processes_give_the_same_metrics(trained_run, tmp_path):
@@ -141,28 +163,12 @@ def test_resume_from_last_ckpt_continues_at_the_right_step(trained_run, tmp_path
     assert min(steps) >= 2 * steps_per_epoch - 1  # nothing re-trained from step 0
 
 
-def _train_in_process(cfg_overrides: list[str], output_dir: Path):
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    from cfnet.train import train
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=cfg_overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.paths.root_dir = str(output_dir)
-        del cfg.hydra
-    return train(cfg)
-
-
 def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(tmp_path):
     """Same weights, optimizer state, LR and step as training straight through."""
     base = [*TINY_RUN, "trainer.max_epochs=3", "dataset.flip=false", "test=false"]
-    _train_in_process(base, tmp_path / "straight")
+    train_in_process(base, tmp_path / "straight")
     with pytest.raises(SimulatedKill):
-        _train_in_process(
+        train_in_process(
             [
                 *base,
                 "+callbacks.kill._target_=helpers.InterruptAfterEpoch",
@@ -172,7 +178,7 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(tmp_path):
         )
     killed = torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)
     assert killed["epoch"] == 0
-    _train_in_process(
+    train_in_process(
         [*base, f"ckpt_path={tmp_path / 'killed' / 'checkpoints' / 'last.ckpt'}"],
         tmp_path / "resumed",
     )

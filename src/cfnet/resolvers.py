@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
 
 def cpu_precision() -> str:
@@ -18,11 +18,7 @@ def cpu_precision() -> str:
 
 
 def voc_palette(num_colours: int, first: int = 0) -> list[list[int]]:
-    """The Pascal VOC colour map (bit-interleaved ids), for datasets with many classes.
-
-    Colours ``first .. first + num_colours - 1`` (VOC's own are 0..20, 0 being black):
-    ``${voc_palette:150,1}`` saves writing 150 RGB triples and keeps black for ignored pixels.
-    """
+    """The Pascal VOC colour map: see ``voc_palette_config``."""
     palette = []
     for index in range(int(first), int(first) + int(num_colours)):
         rgb, cid = [0, 0, 0], index
@@ -34,6 +30,16 @@ def voc_palette(num_colours: int, first: int = 0) -> list[list[int]]:
     return palette
 
 
+def voc_palette_config(num_colours: int, first: int = 0) -> ListConfig:
+    """The Pascal VOC colour map (bit-interleaved ids), for datasets with many classes.
+
+    Colours ``first .. first + num_colours - 1`` (VOC's own are 0..20, 0 being black):
+    ``${voc_palette:150,1}`` saves writing 150 RGB triples and keeps black for ignored pixels.
+    A ListConfig (not a list), so that ``OmegaConf.resolve`` (``--cfg job --resolve``) accepts it.
+    """
+    return OmegaConf.create(voc_palette(num_colours, first))
+
+
 def register() -> None:
     OmegaConf.register_new_resolver("cpu_precision", cpu_precision, replace=True)
-    OmegaConf.register_new_resolver("voc_palette", voc_palette, replace=True)
+    OmegaConf.register_new_resolver("voc_palette", voc_palette_config, replace=True)
