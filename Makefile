@@ -32,8 +32,9 @@ format: install
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
-bench: install
+bench: install  # CKPT=<best.ckpt> also times the evaluation protocols on that checkpoint
 	$(BIN)/python benchmarks/acf_impls.py
+	$(BIN)/python benchmarks/eval_protocol.py $(if $(CKPT),--ckpt $(CKPT) --breakdown 60)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info

@@ -17,6 +17,12 @@ CONF_DIR = ROOT / "conf"
 TINY_MODEL = ["model.backbone=resnet10t", "model.channels=32", "model.aux_channels=16"]
 
 
+def compose_config(name: str, overrides: list[str]) -> DictConfig:
+    """Compose conf/<name>.yaml with command-line style overrides, as the entry point would."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(name, overrides=overrides)
+
+
 def compose_model(
     name: str, overrides: list[str] | None = None, num_classes: int = 5
 ) -> DictConfig:

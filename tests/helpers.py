@@ -30,6 +30,21 @@ TINY_RUN = [
 ]
 
 
+# The same for the file datasets' tiny trees (12×16-pixel images): small crops, a tiny model.
+TINY_FILE_RUN = [
+    "dataset.base_size=16",
+    "dataset.crop_size=12",
+    "dataset.num_workers=0",
+    "dataset.batch_size=2",
+    "model.backbone=resnet10t",
+    "model.channels=16",
+    "model.aux_channels=8",
+    "model.heads=2",
+    "trainer.precision=32-true",
+    "~callbacks.progress_bar",
+]
+
+
 def run_cli(module: str, *args: str, env: dict[str, str] | None = None, check: bool = True):
     """Run ``python -m <module> <args>`` as a user would; returns the CompletedProcess."""
     result = subprocess.run(

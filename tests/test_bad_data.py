@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from PIL import Image
 
@@ -19,21 +18,16 @@ from cfnet.lit import SegmentationModule
 from cfnet.predict import predict
 from cfnet.resolvers import voc_palette
 from cfnet.stats import label_statistics
-from conftest import CONF_DIR
+from conftest import compose_config
 from fixtures_raw import make_voc_tree, tree_snapshot
-from helpers import run_cli, train_in_process
+from helpers import TINY_FILE_RUN, run_cli, train_in_process
 
 VOC = Path("VOCdevkit/VOC2012")
 BAD, GOOD = "2007_000032", "2007_000039"  # the two training images of make_voc_tree
 
 
-def compose_cfg(config: str, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config, overrides=overrides)
-
-
 def voc_dataset(root: Path, *overrides: str):
-    cfg = compose_cfg(
+    cfg = compose_config(
         "train", ["dataset=pascal_voc", f"dataset.root={root}", "dataset.num_workers=0", *overrides]
     )
     return instantiate(cfg.dataset).build_dataset("train", transform=None)
@@ -130,7 +124,7 @@ def test_skip_replaces_a_bad_training_sample_and_says_so(breaker, tmp_path):
 def test_stats_skips_bad_samples_and_reports_the_count(tmp_path, capsys):
     masks = make_voc_tree(tmp_path)
     out_of_range_label(tmp_path)
-    cfg = compose_cfg(
+    cfg = compose_config(
         "stats",
         [
             "dataset=pascal_voc",
@@ -156,17 +150,8 @@ def test_training_with_skip_counts_bad_samples_and_never_writes_under_the_root(t
             "dataset=pascal_voc",
             f"dataset.root={tmp_path / 'root'}",
             "dataset.on_bad_sample=skip",
-            "dataset.num_workers=0",
-            "dataset.batch_size=2",
-            "dataset.base_size=16",
-            "dataset.crop_size=12",
-            "model.backbone=resnet10t",
-            "model.channels=16",
-            "model.aux_channels=8",
-            "model.heads=2",
-            "trainer.precision=32-true",
+            *TINY_FILE_RUN,
             "trainer.fast_dev_run=true",
-            "~callbacks.progress_bar",
         ],
         tmp_path / "run",
     )
@@ -194,13 +179,8 @@ def test_bad_file_in_a_loader_worker_is_one_line_naming_the_file(tmp_path):
         "cfnet.train",
         "dataset=pascal_voc",
         f"dataset.root={tmp_path / 'root'}",
+        *TINY_FILE_RUN,
         "dataset.num_workers=1",
-        "dataset.batch_size=2",
-        "dataset.base_size=16",
-        "dataset.crop_size=12",
-        "model.backbone=resnet10t",
-        "model.channels=16",
-        "model.aux_channels=8",
         "trainer.fast_dev_run=true",
         f"hydra.run.dir={tmp_path / 'run'}",
         check=False,
@@ -215,7 +195,7 @@ def test_bad_file_in_a_loader_worker_is_one_line_naming_the_file(tmp_path):
 
 def make_checkpoint(tmp_path: Path, dataset: str) -> Path:
     """A randomly initialised tiny model with the classes of ``dataset``, saved as a checkpoint."""
-    cfg = compose_cfg(
+    cfg = compose_config(
         "train",
         [f"dataset={dataset}", "model.backbone=resnet10t", "model.channels=16", "model.aux=false"],
     )
@@ -227,7 +207,7 @@ def make_checkpoint(tmp_path: Path, dataset: str) -> Path:
 
 
 def run_predict(ckpt: Path, dataset: str, inputs: Path, output: Path, export: str | None):
-    cfg = compose_cfg(
+    cfg = compose_config(
         "predict",
         [
             f"ckpt_path={ckpt}",

@@ -161,6 +161,12 @@ def test_synthetic_datamodule_loaders():
     assert [b["image"].shape[0] for b in dm.val_dataloader()] == [2, 1]
 
 
+def test_iterating_a_dataset_ends_after_its_last_sample():
+    dm = _datamodule()
+    dm.setup("test")
+    assert [s["name"] for s in dm.datasets["test"]] == ["test_00000", "test_00001", "test_00002"]
+
+
 def test_training_order_depends_only_on_seed_and_epoch():
     def order(epoch, seed=0):
         dm = _datamodule("dataset.batch_size=4", f"seed={seed}")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from PIL import Image
 
@@ -27,7 +26,7 @@ from cfnet.prepare import (
     prepare_pascal_voc_aug,
 )
 from cfnet.stats import label_statistics
-from conftest import CONF_DIR
+from conftest import compose_config
 from fixtures_raw import (
     context59,
     make_cityscapes_tree,
@@ -38,22 +37,7 @@ from fixtures_raw import (
     make_voc_tree,
     tree_snapshot,
 )
-from helpers import train_in_process
-
-TINY_MODEL = [
-    "model.backbone=resnet10t",
-    "model.channels=16",
-    "model.aux_channels=8",
-    "model.heads=2",
-    "trainer.precision=32-true",
-    "~callbacks.progress_bar",
-]
-SMALL_CROPS = [
-    "dataset.base_size=16",
-    "dataset.crop_size=12",
-    "dataset.num_workers=0",
-    "dataset.batch_size=2",
-]
+from helpers import TINY_FILE_RUN, train_in_process
 
 
 @dataclass
@@ -177,11 +161,6 @@ BUILDERS: dict[str, tuple[str, Callable[[Path], Tree]]] = {
 }
 
 
-def compose_cfg(config: str, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config, overrides=overrides)
-
-
 @pytest.fixture(params=list(BUILDERS), scope="module")
 def dataset_tree(request, tmp_path_factory):
     name, build = BUILDERS[request.param]
@@ -190,7 +169,7 @@ def dataset_tree(request, tmp_path_factory):
 
 def test_stats_json_is_exact(dataset_tree, capsys):
     name, tree = dataset_tree
-    cfg = compose_cfg("stats", [f"dataset={name}", f"dataset.root={tree.root}", *tree.overrides])
+    cfg = compose_config("stats", [f"dataset={name}", f"dataset.root={tree.root}", *tree.overrides])
     label_statistics(cfg)
     last = capsys.readouterr().out.strip().splitlines()[-1]
     num_classes = cfg.dataset.num_classes
@@ -208,8 +187,8 @@ def test_stats_json_is_exact(dataset_tree, capsys):
 def test_train_batches_come_at_the_crop_size(dataset_tree):
     name, tree = dataset_tree
     batch_size = 1 if "dataset.batch_size=1" in tree.overrides else 2
-    overrides = [f"dataset={name}", f"dataset.root={tree.root}", *SMALL_CROPS, *tree.overrides]
-    cfg = compose_cfg("train", overrides)
+    overrides = [f"dataset={name}", f"dataset.root={tree.root}", *TINY_FILE_RUN, *tree.overrides]
+    cfg = compose_config("train", overrides)
     datamodule = instantiate(cfg.dataset)
     datamodule.setup("fit")
     batch = next(iter(datamodule.train_dataloader()))
@@ -224,7 +203,7 @@ def test_train_batches_come_at_the_crop_size(dataset_tree):
 def test_fast_dev_run_trains_without_writing_under_the_root(dataset_tree, tmp_path):
     name, tree = dataset_tree
     before = tree_snapshot(tree.root)
-    overrides = [f"dataset={name}", f"dataset.root={tree.root}", *SMALL_CROPS, *TINY_MODEL]
+    overrides = [f"dataset={name}", f"dataset.root={tree.root}", *TINY_FILE_RUN]
     metrics = train_in_process(
         [*overrides, *tree.overrides, *tree.model_overrides, "trainer.fast_dev_run=true"],
         tmp_path / "run",
@@ -238,7 +217,9 @@ def test_every_dataset_config_resolves_with_its_recipe(name):
     """What ``--cfg job --resolve`` does: every interpolation (palettes included) resolves."""
     from omegaconf import OmegaConf
 
-    cfg = compose_cfg("train", [f"dataset={name}", "paths.root_dir=/r", "paths.output_dir=/r/out"])
+    cfg = compose_config(
+        "train", [f"dataset={name}", "paths.root_dir=/r", "paths.output_dir=/r/out"]
+    )
     OmegaConf.resolve(cfg)
     data = cfg.dataset
     assert len(data.class_names) == len(data.palette) == data.num_classes

@@ -68,6 +68,8 @@ class SegmentationDataset(Dataset):
         return mask, name
 
     def __getitem__(self, index: int) -> Sample:
+        if not 0 <= index < len(self):  # ends ``for sample in dataset`` (the sequence protocol)
+            raise IndexError(f"sample {index} of a dataset of {len(self)}")
         skipped: list[str] = []
         for attempt in range(len(self)):  # ``replace_bad``: walk on to the next good sample
             try:
