@@ -81,6 +81,25 @@ def train_in_process(cfg_overrides: list[str], output_dir: Path) -> dict[str, fl
     return train(cfg)
 
 
+def make_checkpoint(tmp_path: Path, dataset: str) -> Path:
+    """A randomly initialised tiny model with the classes of ``dataset``, saved as a checkpoint
+    (the two keys ``SegmentationModule.from_checkpoint`` reads)."""
+    import torch
+    from hydra.utils import instantiate
+
+    from conftest import compose_config
+
+    cfg = compose_config(
+        "train",
+        [f"dataset={dataset}", "model.backbone=resnet10t", "model.channels=16", "model.aux=false"],
+    )
+    torch.manual_seed(0)
+    module = instantiate(cfg.module)
+    path = tmp_path / f"{dataset}.ckpt"
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
+    return path
+
+
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 

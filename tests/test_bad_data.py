@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from hydra.utils import instantiate
 from PIL import Image
 
@@ -20,7 +19,7 @@ from cfnet.resolvers import voc_palette
 from cfnet.stats import label_statistics
 from conftest import compose_config
 from fixtures_raw import make_voc_tree, tree_snapshot
-from helpers import TINY_FILE_RUN, run_cli, train_in_process
+from helpers import TINY_FILE_RUN, make_checkpoint, run_cli, train_in_process
 
 VOC = Path("VOCdevkit/VOC2012")
 BAD, GOOD = "2007_000032", "2007_000039"  # the two training images of make_voc_tree
@@ -191,19 +190,6 @@ def test_bad_file_in_a_loader_worker_is_one_line_naming_the_file(tmp_path):
 
 
 # ---- test-server exports ------------------------------------------------------------------------
-
-
-def make_checkpoint(tmp_path: Path, dataset: str) -> Path:
-    """A randomly initialised tiny model with the classes of ``dataset``, saved as a checkpoint."""
-    cfg = compose_config(
-        "train",
-        [f"dataset={dataset}", "model.backbone=resnet10t", "model.channels=16", "model.aux=false"],
-    )
-    torch.manual_seed(0)
-    module = instantiate(cfg.module)
-    path = tmp_path / f"{dataset}.ckpt"
-    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
-    return path
 
 
 def run_predict(ckpt: Path, dataset: str, inputs: Path, output: Path, export: str | None):
