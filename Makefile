@@ -33,8 +33,10 @@ format: install
 	$(BIN)/ruff check --fix src tests benchmarks
 
 bench: install  # CKPT=<best.ckpt> also times the evaluation protocols on that checkpoint
-	$(BIN)/python benchmarks/acf_impls.py
+	$(BIN)/python benchmarks/acf_impls.py --sizes 256 512 768 1024
+	$(BIN)/python benchmarks/model_speed.py --sizes 256 512 --batch 2 --reps 3
 	$(BIN)/python benchmarks/eval_protocol.py $(if $(CKPT),--ckpt $(CKPT) --breakdown 60)
+	$(BIN)/python benchmarks/make_docs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info

@@ -47,8 +47,12 @@ class SegmentationModule(L.LightningModule):
         ignore_index: int,
         mean: list[float],
         std: list[float],
+        channels_last: bool,
+        compile: bool,
     ) -> None:
         super().__init__()
+        # Runtime switches, not part of the model: kept out of the checkpoint's hyper-parameters.
+        self.channels_last, self.compile_net = channels_last, compile
         self.save_hyperparameters(
             {
                 "model": _plain(model),
@@ -80,6 +84,20 @@ class SegmentationModule(L.LightningModule):
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)
 
+    def configure_model(self) -> None:
+        """channels_last weights (NHWC convolutions) and ``torch.compile``, when switched on.
+
+        ``nn.Module.compile`` compiles in place, so parameter names and checkpoints stay the same.
+        """
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if self.compile_net:
+            self.net.compile()
+
+    def _images(self, batch: dict[str, Any]) -> Tensor:
+        images = batch["image"]
+        return images.to(memory_format=torch.channels_last) if self.channels_last else images
+
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> SegmentationModule:
         """Rebuild from a checkpoint alone, reading tensors and plain data only (no pickle code).
@@ -97,7 +115,7 @@ class SegmentationModule(L.LightningModule):
             raise ValueError(f"{str(path)!r} is not a cfnet checkpoint (no hyper_parameters)")
         hparams = dict(ckpt["hyper_parameters"])
         hparams["model"] = {**hparams["model"], "pretrained": None}
-        module = cls(**hparams)
+        module = cls(**hparams, channels_last=False, compile=False)
         module.load_state_dict(ckpt["state_dict"])
         return module
 
@@ -114,7 +132,7 @@ class SegmentationModule(L.LightningModule):
     # ---- training -------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         terms = segmentation_loss(
-            self.net.forward_train(batch["image"]),
+            self.net.forward_train(self._images(batch)),
             batch["mask"],
             aux_weight=self.hparams.aux_weight,
             se_weight=self.hparams.se_weight,
@@ -154,7 +172,7 @@ class SegmentationModule(L.LightningModule):
         return [-m / s for m, s in zip(self.hparams.mean, self.hparams.std, strict=True)]
 
     def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
-        images, masks = batch["image"], batch["mask"]
+        images, masks = self._images(batch), batch["mask"]
         if images.shape[0] == 0:  # every sample of the batch was skipped (on_bad_sample=skip)
             return
         if self.inference is None:

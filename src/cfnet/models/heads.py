@@ -105,10 +105,19 @@ class CFNetHead(nn.Module):
         feats = self.acf(x) if self.acf is not None else x
         if self.gp is not None:  # authors' order: [GP, ACF]
             feats = torch.cat([self.gp(x), feats], dim=1)  # B×2·channels×h×w
+            # cat with the broadcast GP map comes out NCHW: keep channels_last models in NHWC
+            # (else the classifier converts the layout, forward and backward).
+            feats = feats.contiguous(memory_format=memory_format(x))
         se_logits = None
         if self.enc is not None:
             feats, se_logits = self.enc(feats)
         return HeadOutput(self.classifier(feats), se_logits)
+
+
+def memory_format(x: Tensor) -> torch.memory_format:
+    """channels_last for an NHWC tensor, else contiguous (NCHW)."""
+    nhwc = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    return torch.channels_last if nhwc else torch.contiguous_format
 
 
 def upsample_to(logits: Tensor, size: tuple[int, int]) -> Tensor:

@@ -1,0 +1,167 @@
+"""Write docs/benchmarks.md and its plots from the saved results (benchmarks/results/*.json).
+
+Run by ``make bench`` after the benchmark scripts; it measures nothing itself, so the page always
+shows exactly what the scripts saved, with the machine and command that produced it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ROOT / "docs"
+IMAGES = DOCS / "img"
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def plot_acf(acf: dict) -> Path:
+    fig, (ax_time, ax_mem) = plt.subplots(1, 2, figsize=(10, 3.8))
+    configs = sorted({(r["heads"], r["k"]) for r in acf["rows"]})
+    for heads, k in configs:
+        for impl, style in (("naive", "--"), ("sdpa", "-")):
+            rows = sorted(
+                (r for r in acf["rows"] if (r["heads"], r["k"], r["impl"]) == (heads, k, impl)),
+                key=lambda r: r["size"],
+            )
+            sizes = [r["size"] for r in rows]
+            label = f"{impl}, H={heads} K={k}"
+            ax_time.plot(sizes, [r["seconds"] for r in rows], style, marker="o", label=label)
+            ax_mem.plot(sizes, [r["peak_mib"] for r in rows], style, marker="o", label=label)
+    ax_time.set(xlabel="input side (px, OS8)", ylabel="s / forward+backward", yscale="log")
+    ax_mem.set(xlabel="input side (px, OS8)", ylabel="peak memory (MiB)", yscale="log")
+    ax_time.set_title("ACF module time")
+    ax_mem.set_title("ACF module peak memory")
+    ax_mem.legend(fontsize=8)
+    fig.tight_layout()
+    path = IMAGES / "acf_impls.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_steps(speed: dict) -> Path:
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for model in ("fcn", "cfnet"):
+        for variant, style in (("fp32", "--"), ("bf16", "-."), ("channels_last+bf16", "-")):
+            rows = sorted(
+                (r for r in speed["train"] if (r["model"], r["variant"]) == (model, variant)),
+                key=lambda r: r["size"],
+            )
+            ax.plot([r["size"] for r in rows], [r["s_per_step"] for r in rows], style,
+                    marker="o", label=f"{model.upper()}-R50 {variant}")  # fmt: skip
+    ax.set(xlabel="crop side (px)", ylabel="s / training step", title="Training step vs resolution")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = IMAGES / "model_step.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def goals(acf: dict | None, speed: dict | None) -> list[dict]:
+    """The performance goals of the project, each computed from the saved measurements."""
+    rows = []
+
+    def goal(name: str, target: str, value: str, met: bool | None) -> None:
+        verdict = "not measured" if met is None else ("met" if met else "missed")
+        rows.append({"goal": name, "target": target, "measured": value, "verdict": verdict})
+
+    if acf:
+        big = max(r["size"] for r in acf["rows"])
+        for heads, k in sorted({(r["heads"], r["k"]) for r in acf["rows"]}):
+            pick = {
+                r["impl"]: r
+                for r in acf["rows"]
+                if (r["heads"], r["k"], r["size"]) == (heads, k, big)
+            }
+            memory = pick["naive"]["peak_mib"] / pick["sdpa"]["peak_mib"]
+            speedup = pick["naive"]["seconds"] / pick["sdpa"]["seconds"]
+            goal(f"fused ACF memory, H={heads} K={k}, {big}²", "≥ 10× less than naive",
+                 f"{memory:.1f}× less", memory >= 10)  # fmt: skip
+            goal(f"fused ACF speed, H={heads} K={k}, {big}²", "≥ 2× faster than naive",
+                 f"{speedup:.1f}× faster", speedup >= 2)  # fmt: skip
+    if speed:
+        size = max(r["size"] for r in speed["train"])
+        for r in speed["train"]:
+            if r["model"] == "cfnet" and r["size"] == size:
+                goal(f"CFNet-R50 / FCN-R50 train step, {size}², {r['variant']}", "≤ 1.15×",
+                     f"{r['vs_fcn']:.2f}×", r["vs_fcn"] <= 1.15)  # fmt: skip
+        for r in speed["inference"]:
+            if r["model"] == "cfnet_r50":
+                goal(f"CFNet-R50 / DeepLabV3-R50 latency, {r['size']}², {r['variant']}",
+                     "≤ 0.9×", f"{r['vs_deeplabv3']:.2f}×", r["vs_deeplabv3"] <= 0.9)  # fmt: skip
+        loader = speed["loader"][0]["images_per_s_per_worker"]
+        fastest = max(r["images_per_s"] for r in speed["train"] if r["model"] == "cfnet")
+        goal("data pipeline never the bottleneck", "loader img/s per worker ≫ training img/s",
+             f"{loader} vs {fastest} img/s", loader > 10 * fastest)  # fmt: skip
+    goal(
+        "GPU: CFNet-R50 512² bf16 + channels_last",
+        "≥ 200 img/s on an H100; < 8.5 GB / 4 img",
+        "no GPU was lent to this session (device status: can_start_another=false)",
+        None,
+    )
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    head = (ROOT / "benchmarks" / "benchmarks_head.md").read_text()
+    parts = [head.rstrip() + "\n"]
+    acf, speed, protocol = load("acf_impls"), load("model_speed"), load("eval_protocol")
+    parts.append("## Goals\n\n" + table(goals(acf, speed)) + "\n")
+    if acf:
+        plot_acf(acf)
+        rows = [
+            {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
+            for r in acf["rows"]
+        ]
+        parts.append(
+            "## Fused vs naive ACF attention\n\n"
+            f"`python benchmarks/acf_impls.py` — {acf['config']}; machine: {acf['machine']}.\n\n"
+            + table(rows)
+            + "\n\n![ACF time and memory](img/acf_impls.png)\n"
+        )
+    if speed:
+        plot_steps(speed)
+        sections = [
+            ("train", "Training step: CFNet-R50 vs FCN-R50"),
+            ("inference", "Inference latency: CFNet-R50 vs torchvision DeepLabV3-R50"),
+            ("profile", "Profile: where CFNet's training step goes"),
+            ("loader", "Data pipeline throughput"),
+        ]
+        text = f"`{speed['command']}`; machine: {speed['machine']}.\n\n"
+        for key, title in sections:
+            text += f"### {title}\n\n{table(speed[key])}\n\n"
+        text += "![training step vs resolution](img/model_step.png)\n"
+        parts.append("## Models, side by side\n\n" + text)
+    if protocol:
+        parts.append(
+            "## Evaluation protocols\n\n`python benchmarks/eval_protocol.py`; machine: "
+            f"{protocol['machine']}.\n\n" + table(protocol["counted"]) + "\n"
+            + ("\n" + table(protocol["measured"]) + "\n" if "measured" in protocol else "")
+        )  # fmt: skip
+    out = DOCS / "benchmarks.md"
+    out.write_text("\n".join(parts))
+    print(f"wrote {out} and {sorted(p.name for p in IMAGES.glob('*.png'))}")
+
+
+if __name__ == "__main__":
+    main()

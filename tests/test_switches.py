@@ -1,0 +1,42 @@
+"""Trainer/model switches: channels_last (on by default) and torch.compile (opt-in)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from hydra.utils import instantiate
+
+from conftest import compose_config
+from helpers import TINY_RUN, train_in_process
+
+
+def test_channels_last_off_trains_too(tmp_path):
+    metrics = train_in_process(
+        [*TINY_RUN, "module.channels_last=false", "trainer.fast_dev_run=true"], tmp_path
+    )
+    assert math.isfinite(metrics["train/loss"])
+
+
+def test_channels_last_head_gives_the_same_logits_in_nhwc():
+    """The concatenation with the broadcast GP map is put back in NHWC: same numbers."""
+    cfg = compose_config("train", [*TINY_RUN[:3]])
+    net = instantiate(cfg.model).eval()
+    x = torch.randn(2, 3, 48, 40)
+    with torch.no_grad():
+        reference = net(x)
+        net.to(memory_format=torch.channels_last)
+        nhwc = net(x.to(memory_format=torch.channels_last))
+    torch.testing.assert_close(nhwc, reference, rtol=1e-4, atol=1e-4)
+
+
+def test_defaults_and_compile_keeps_parameter_names():
+    cfg = compose_config("train", [*TINY_RUN[:3]])
+    assert cfg.module.channels_last is True and cfg.module.compile is False
+    module = instantiate(cfg.module, channels_last=True, compile=True)
+    names = [name for name, _ in module.net.named_parameters()]
+    module.configure_model()
+    conv = next(m for m in module.net.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert module.net._compiled_call_impl is not None  # compiled in place, lazily
+    assert [name for name, _ in module.net.named_parameters()] == names  # checkpoints unchanged
