@@ -58,8 +58,9 @@ def plot_steps(speed: dict) -> Path:
                 (r for r in speed["train"] if (r["model"], r["variant"]) == (model, variant)),
                 key=lambda r: r["size"],
             )
-            ax.plot([r["size"] for r in rows], [r["s_per_step"] for r in rows], style,
-                    marker="o", label=f"{model.upper()}-R50 {variant}")  # fmt: skip
+            label = f"{'CFNet' if model == 'cfnet' else 'FCN'}-R50 {variant}"
+            sizes, seconds = [r["size"] for r in rows], [r["s_per_step"] for r in rows]
+            ax.plot(sizes, seconds, style, marker="o", label=label)
     ax.set(xlabel="crop side (px)", ylabel="s / training step", title="Training step vs resolution")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -127,6 +128,9 @@ def main() -> None:
     parts = [head.rstrip() + "\n"]
     acf, speed, protocol = load("acf_impls"), load("model_speed"), load("eval_protocol")
     parts.append("## Goals\n\n" + table(goals(acf, speed)) + "\n")
+    notes = ROOT / "benchmarks" / "benchmarks_notes.md"  # the analysis, written by hand
+    if notes.is_file():
+        parts.append(notes.read_text().rstrip() + "\n")
     if acf:
         plot_acf(acf)
         rows = [
@@ -152,6 +156,13 @@ def main() -> None:
             text += f"### {title}\n\n{table(speed[key])}\n\n"
         text += "![training step vs resolution](img/model_step.png)\n"
         parts.append("## Models, side by side\n\n" + text)
+    compiled = load("compile_speed")
+    if compiled:
+        parts.append(
+            f"## torch.compile\n\n`{compiled['command']}` (torch {compiled['torch']}).\n\n"
+            + table(compiled["rows"])
+            + "\n"
+        )
     if protocol:
         parts.append(
             "## Evaluation protocols\n\n`python benchmarks/eval_protocol.py`; machine: "

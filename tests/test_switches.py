@@ -39,4 +39,5 @@ def test_defaults_and_compile_keeps_parameter_names():
     conv = next(m for m in module.net.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert module.net._compiled_call_impl is not None  # compiled in place, lazily
+    assert hasattr(module.net.forward_train, "_torchdynamo_orig_callable")  # training path too
     assert [name for name, _ in module.net.named_parameters()] == names  # checkpoints unchanged

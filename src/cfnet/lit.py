@@ -87,12 +87,15 @@ class SegmentationModule(L.LightningModule):
     def configure_model(self) -> None:
         """channels_last weights (NHWC convolutions) and ``torch.compile``, when switched on.
 
-        ``nn.Module.compile`` compiles in place, so parameter names and checkpoints stay the same.
+        Compiled in place (``Module.compile`` and the bound ``forward_train``), so parameter names
+        and checkpoints stay the same.
         """
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
         if self.compile_net:
-            self.net.compile()
+            self.net.compile()  # forward: validation, test, predict
+            # training calls forward_train, which Module.compile does not cover
+            self.net.forward_train = torch.compile(self.net.forward_train)
 
     def _images(self, batch: dict[str, Any]) -> Tensor:
         images = batch["image"]
