@@ -25,6 +25,7 @@ from hydra.utils import instantiate
 
 import cfnet.cli  # noqa: F401  (config resolvers)
 from cfnet.inference import SegmentationInference, window_starts
+from model_speed import markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -142,13 +143,6 @@ def breakdown(ckpt: Path, images: int) -> list[dict]:
             }
         )
     return rows
-
-
-def markdown(rows: list[dict]) -> str:
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def main() -> None:
