@@ -20,8 +20,7 @@ import numpy as np
 from PIL import Image
 from scipy.io import savemat
 
-from cfnet.data.convert import voc_palette
-from cfnet.data.labels import CITYSCAPES_LABELS, CONTEXT59_NAMES
+from cfnet.data.labels import CITYSCAPES_LABELS, CONTEXT59_NAMES, voc_palette
 
 Size = tuple[int, int]  # (height, width)
 

@@ -12,10 +12,9 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from cfnet.data.io import SampleError
-from cfnet.data.labels import CITYSCAPES_LABELS, cityscapes_label_id_lut
+from cfnet.data.labels import CITYSCAPES_LABELS, cityscapes_label_id_lut, voc_palette
 from cfnet.lit import SegmentationModule
 from cfnet.predict import predict
-from cfnet.resolvers import voc_palette
 from cfnet.stats import label_statistics
 from conftest import compose_config
 from fixtures_raw import make_voc_tree, tree_snapshot
@@ -224,7 +223,8 @@ def test_voc_export_writes_palette_pngs_where_the_server_expects_them(tmp_path, 
     png = Image.open(results / "2008_000001.png")
     assert png.mode == "P" and png.size == (28, 20)
     assert np.asarray(png).max() <= 20
-    assert np.asarray(png.getpalette()[: 21 * 3]).reshape(21, 3).tolist() == voc_palette(21)
+    colours = np.asarray(png.getpalette()[: 21 * 3], np.uint8).reshape(21, 3)
+    assert np.array_equal(colours, voc_palette(21))
 
 
 def test_cityscapes_export_writes_label_ids(tmp_path, test_images):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cfnet.data.labels import CONTEXT59_NAMES, cityscapes_label_id_lut
+from cfnet.data.labels import CONTEXT59_NAMES, cityscapes_label_id_lut, voc_palette
 from cfnet.prepare import (
     _atomic,
     main,
@@ -18,7 +18,6 @@ from cfnet.prepare import (
     prepare_coco_voc,
     prepare_pascal_context,
     prepare_pascal_voc_aug,
-    voc_palette,
 )
 from fixtures_raw import (
     CONTEXT_RELEASE_ID,

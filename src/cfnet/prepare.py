@@ -30,10 +30,9 @@ from cfnet.data.convert import (
     parse_context_labels,
     sbd_mask,
     voc_mask,
-    voc_palette,
 )
 from cfnet.data.io import read_label
-from cfnet.data.labels import COCO_MIN_FOREGROUND
+from cfnet.data.labels import COCO_MIN_FOREGROUND, voc_palette
 
 Counts = dict[str, int]
 

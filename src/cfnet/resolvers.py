@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from omegaconf import ListConfig, OmegaConf
 
+from cfnet.data.labels import voc_palette
+
 
 def cpu_precision() -> str:
     """bf16 autocast where the CPU computes bf16 natively (AVX-512 BF16 / AMX), else fp32.
@@ -17,19 +19,6 @@ def cpu_precision() -> str:
     return "bf16-mixed" if native else "32-true"
 
 
-def voc_palette(num_colours: int, first: int = 0) -> list[list[int]]:
-    """The Pascal VOC colour map: see ``voc_palette_config``."""
-    palette = []
-    for index in range(int(first), int(first) + int(num_colours)):
-        rgb, cid = [0, 0, 0], index
-        for shift in range(7, -1, -1):
-            for channel in range(3):
-                rgb[channel] |= ((cid >> channel) & 1) << shift
-            cid >>= 3
-        palette.append(rgb)
-    return palette
-
-
 def voc_palette_config(num_colours: int, first: int = 0) -> ListConfig:
     """The Pascal VOC colour map (bit-interleaved ids), for datasets with many classes.
 
@@ -37,7 +26,7 @@ def voc_palette_config(num_colours: int, first: int = 0) -> ListConfig:
     ``${voc_palette:150,1}`` saves writing 150 RGB triples and keeps black for ignored pixels.
     A ListConfig (not a list), so that ``OmegaConf.resolve`` (``--cfg job --resolve``) accepts it.
     """
-    return OmegaConf.create(voc_palette(num_colours, first))
+    return OmegaConf.create(voc_palette(int(num_colours), int(first)).tolist())
 
 
 def register() -> None:

@@ -28,23 +28,6 @@ VOC_CLASSES = 21  # background + 20 object classes
 VOC_IGNORE = 255  # object boundaries in VOC's SegmentationClass PNGs
 
 
-def voc_palette(n: int = 256) -> np.ndarray:
-    """The Pascal VOC colour map (n×3 uint8): the devkit's bit-shuffling of the class index.
-
-    Index 0 is black, 1 (aeroplane) is (128, 0, 0), 255 (boundary) is (224, 224, 192).
-    """
-    palette = np.zeros((n, 3), np.uint8)
-    for index in range(n):
-        c, r, g, b = index, 0, 0, 0
-        for bit in range(7, -1, -1):
-            r |= (c & 1) << bit
-            g |= ((c >> 1) & 1) << bit
-            b |= ((c >> 2) & 1) << bit
-            c >>= 3
-        palette[index] = (r, g, b)
-    return palette
-
-
 def load_mat(path: Path, variable: str) -> Any:
     """One variable of a MATLAB file (structs as attribute objects), or ValueError naming it."""
     from scipy.io import loadmat  # scipy is only needed by the two .mat converters

@@ -15,6 +15,24 @@ INVALID = -1
 LUT_SIZE = 256  # label maps are 8-bit (16-bit maps are refused before the lookup)
 
 
+def voc_palette(num_colours: int = 256, first: int = 0) -> np.ndarray:
+    """The Pascal VOC colour map (num_colours × 3 uint8): the devkit's bit-interleaving of the id.
+
+    Colours of ids ``first .. first + num_colours - 1``: 0 is black, 1 (aeroplane) (128, 0, 0),
+    255 (boundary) (224, 224, 192). The palette PNGs of VOC/SBD/COCO masks carry all 256; the
+    dataset configs take their class colours from it (``${voc_palette:150,1}``).
+    """
+    palette = np.zeros((num_colours, 3), np.uint8)
+    for row, index in enumerate(range(first, first + num_colours)):
+        cid, rgb = index, [0, 0, 0]
+        for bit in range(7, -1, -1):
+            for channel in range(3):
+                rgb[channel] |= ((cid >> channel) & 1) << bit
+            cid >>= 3
+        palette[row] = rgb
+    return palette
+
+
 def _lut(mapping: dict[int, int]) -> np.ndarray:
     lut = np.full(LUT_SIZE, INVALID, np.int32)
     for raw, train_id in mapping.items():
