@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from cfnet.data.base import normalised_black
 from cfnet.inference import SegmentationInference
 from cfnet.losses import segmentation_loss
 from cfnet.metrics import SegmentationScores
@@ -171,8 +172,8 @@ class SegmentationModule(L.LightningModule):
 
     # ---- evaluation -----------------------------------------------------------------------
     def pad_value(self) -> list[float]:
-        """Normalised black: what crops and windows are padded with."""
-        return [-m / s for m, s in zip(self.hparams.mean, self.hparams.std, strict=True)]
+        """Normalised black in this model's normalisation: what windows are padded with."""
+        return normalised_black(self.hparams.mean, self.hparams.std)
 
     def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
         images, masks = self._images(batch), batch["mask"]

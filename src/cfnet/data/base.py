@@ -34,6 +34,18 @@ Sample = dict[str, Any]  # {"image": float 3×H×W, "mask": long H×W, "name": s
 ON_BAD_SAMPLE = ("error", "skip")
 
 
+def check_on_bad_sample(value: str) -> str:
+    """``dataset.on_bad_sample`` must be one of ``ON_BAD_SAMPLE``."""
+    if value not in ON_BAD_SAMPLE:
+        raise ValueError(f"dataset.on_bad_sample must be one of {ON_BAD_SAMPLE}, got {value!r}")
+    return value
+
+
+def normalised_black(mean: Sequence[float], std: Sequence[float]) -> list[float]:
+    """Black after normalisation: what crops, batches and sliding windows are padded with."""
+    return [-m / s for m, s in zip(mean, std, strict=True)]
+
+
 class SegmentationDataset(Dataset):
     """Base dataset: subclasses implement ``read``; the transform turns it into tensors.
 
@@ -50,12 +62,8 @@ class SegmentationDataset(Dataset):
         on_bad_sample: str = "error",
         replace_bad: bool = False,
     ) -> None:
-        if on_bad_sample not in ON_BAD_SAMPLE:
-            raise ValueError(
-                f"dataset.on_bad_sample must be one of {ON_BAD_SAMPLE}, got {on_bad_sample!r}"
-            )
         self.transform = transform
-        self.on_bad_sample = on_bad_sample
+        self.on_bad_sample = check_on_bad_sample(on_bad_sample)
         self.replace_bad = replace_bad
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
@@ -203,10 +211,7 @@ class SegmentationDataModule(L.LightningDataModule):
                 f"dataset.palette has {len(self.palette)} colours for "
                 f"dataset.num_classes={self.num_classes}"
             )
-        if self.on_bad_sample not in ON_BAD_SAMPLE:
-            raise ValueError(
-                f"dataset.on_bad_sample must be one of {ON_BAD_SAMPLE}, got {self.on_bad_sample!r}"
-            )
+        check_on_bad_sample(self.on_bad_sample)
         if len(self.scale_range) != 2 or not 0 < self.scale_range[0] <= self.scale_range[1]:
             raise ValueError(f"dataset.scale_range must be [low, high], got {self.scale_range}")
 
@@ -267,7 +272,7 @@ class SegmentationDataModule(L.LightningDataModule):
         return batch_size // world
 
     def _collate(self) -> Callable[[list[Sample]], Sample]:
-        fill = [-m / s for m, s in zip(self.mean, self.std, strict=True)]  # normalised black
+        fill = normalised_black(self.mean, self.std)
         return functools.partial(pad_collate, image_fill=fill, ignore_index=self.ignore_index)
 
     def train_dataloader(self) -> DataLoader:
