@@ -11,14 +11,13 @@ Saves benchmarks/results/compile_speed.{json,md}. Not a test.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
 import torch
 
 from cfnet.losses import segmentation_loss
-from model_speed import RESULTS, build, markdown, timed
+from model_speed import build, markdown, save_results, timed
 
 
 def first_call(fn) -> float:
@@ -64,8 +63,7 @@ def main() -> None:
               "rows": rows(reps=3)}  # fmt: skip
     text = "### torch.compile, CFNet-R50, channels_last + bf16\n\n" + markdown(result["rows"])
     print(text)
-    (RESULTS / "compile_speed.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "compile_speed.md").write_text(text + "\n")
+    save_results("compile_speed", result, text + "\n")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Prints markdown tables and saves benchmarks/results/eval_protocol.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -25,10 +24,9 @@ from hydra.utils import instantiate
 
 import cfnet.cli  # noqa: F401  (config resolvers)
 from cfnet.inference import SegmentationInference, window_starts
-from model_speed import markdown
+from model_speed import markdown, save_results
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 TYPICAL = {"pascal_voc": (375, 500), "ade20k": (512, 683), "cityscapes": (1024, 2048)}
 PROTOCOLS = ("whole", "slide", "ms_flip")
 
@@ -177,10 +175,7 @@ def main() -> None:
             + "\n"
         )
     print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "eval_protocol.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "eval_protocol.md").write_text(text)
-    print(f"saved {RESULTS / 'eval_protocol.json'} and {RESULTS / 'eval_protocol.md'}")
+    save_results("eval_protocol", report, text)
 
 
 if __name__ == "__main__":

@@ -213,6 +213,14 @@ def loader_rows(crop: int, images: int) -> list[dict]:
              "images_per_s_per_worker": round(count / seconds, 1)}]  # fmt: skip
 
 
+def save_results(name: str, report: dict, text: str) -> None:
+    """``benchmarks/results/<name>.json`` (the numbers) and ``.md`` (the printed tables)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(text)
+    print(f"saved {RESULTS / name}.json and {RESULTS / name}.md")
+
+
 def markdown(rows: list[dict]) -> str:
     keys = list(dict.fromkeys(k for r in rows for k in r))
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
@@ -246,10 +254,7 @@ def main() -> None:
     }
     text = "\n\n".join(f"### {titles[k]}\n\n{markdown(report[k])}" for k in titles) + "\n"
     print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "model_speed.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "model_speed.md").write_text(text)
-    print(f"saved {RESULTS / 'model_speed.json'} and {RESULTS / 'model_speed.md'}")
+    save_results("model_speed", report, text)
 
 
 if __name__ == "__main__":
