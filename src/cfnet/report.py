@@ -138,10 +138,10 @@ def report(sweep_dir: Path, split: str, metric: str) -> str:
     plot = sweep_dir / "report.png"
     if "experiment/table2" in keys:
         table, rows = table2(jobs)
-        viz.ablation_bars(rows, metric, plot)
+        viz.save_figure(viz.ablation_bars(rows, metric), plot)
     elif {"model.k", "model.heads"} <= keys:
         table, grid = table3(jobs, metric)
-        viz.kxh_heatmap(grid, metric, plot)
+        viz.save_figure(viz.kxh_heatmap(grid, metric), plot)
     else:
         table, plot = generic(jobs), None
     missing = [j.directory.name for j in jobs if j.metrics is None]

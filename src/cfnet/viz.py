@@ -1,15 +1,29 @@
-"""Pictures of segmentations: palette colouring, overlays, de-normalisation.
+"""Pictures of segmentations: palettes, overlays, panels, co-occurrence maps, ablation plots.
 
-One implementation, reused by ``cfnet.predict``, the W&B callback and the notebooks.
+One implementation, reused by ``cfnet.predict`` (masks, overlays), the W&B callback (images),
+``cfnet.report`` (ablation plots), ``cfnet.figures`` (the README pictures) and the notebooks.
+
+Figures are built with matplotlib's object-oriented API (``matplotlib.figure.Figure``), never
+through ``pyplot``: no global figure state and no backend switching, so the same functions work
+in scripts, in worker processes and inline in Jupyter, where a returned ``Figure`` displays itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 from PIL import Image
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from cfnet.attention import AttentionByClass
+    from cfnet.models.acf import CooccurrenceMaps
 
 IGNORE_COLOUR = (255, 255, 255)
 
@@ -48,40 +62,223 @@ def denormalize(image: Tensor, mean: Sequence[float], std: Sequence[float]) -> n
     return (array * 255).round().clip(0, 255).astype(np.uint8)
 
 
-def _pyplot():
-    import matplotlib
+def new_figure(width: float, height: float) -> Figure:
+    """A Figure of ``width`` × ``height`` inches with constrained layout (no pyplot)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # files only, no display needed
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=(width, height), layout="constrained")
 
 
-def ablation_bars(rows: Sequence[tuple[str, dict[str, float] | None]], metric: str, path) -> None:
-    """Bar chart of one metric per ablation row (Table 2), saved as PNG."""
-    plt = _pyplot()
+def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
+    """Write ``fig`` as PNG (creating the folder); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def legend_handles(
+    class_names: Sequence[str], palette: Sequence[Sequence[int]], present: Sequence[int] = ()
+) -> list:
+    """Colour patches for a legend: every class, or only the ids in ``present``."""
+    from matplotlib.patches import Patch
+
+    ids = sorted(set(present)) if len(present) else range(len(class_names))
+    return [
+        Patch(color=np.asarray(palette[i]) / 255, label=class_names[i])
+        for i in ids
+        if i < len(class_names)
+    ]
+
+
+def segmentation_panels(
+    rows: Sequence[tuple[np.ndarray, Mapping[str, np.ndarray]]],
+    class_names: Sequence[str],
+    palette: Sequence[Sequence[int]],
+    row_titles: Sequence[str] | None = None,
+    size: float = 2.2,
+) -> Figure:
+    """Side-by-side panels, one row per image: the image, then each named mask in colour.
+
+    ``rows`` holds (H×W×3 uint8 image, {"ground truth": mask, "CFNet": mask, ...}); every row must
+    name the same masks. Pixels outside the palette (ignore, 255) are white.
+    """
+    if not rows:
+        raise ValueError("segmentation_panels needs at least one (image, masks) row")
+    names = list(rows[0][1])
+    fig = new_figure(size * (1 + len(names)), size * len(rows) + 0.6)
+    axes = fig.subplots(len(rows), 1 + len(names), squeeze=False)
+    present: set[int] = set()
+    for r, (image, masks) in enumerate(rows):
+        if list(masks) != names:
+            raise ValueError(f"row {r} names masks {list(masks)}, row 0 names {names}")
+        panels = [("image", image)] + [(n, colorize(m, palette)) for n, m in masks.items()]
+        for m in masks.values():
+            present.update(int(v) for v in np.unique(m))
+        for c, (title, picture) in enumerate(panels):
+            ax = axes[r, c]
+            ax.imshow(picture)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize=10)
+        if row_titles is not None:
+            axes[r, 0].set_ylabel(row_titles[r], fontsize=9)
+    fig.legend(
+        handles=legend_handles(class_names, palette, sorted(present)),
+        loc="outside lower center",
+        ncols=min(len(class_names), 8),
+        fontsize=8,
+        frameon=False,
+    )
+    return fig
+
+
+def query_index(point: tuple[int, int], image_size: tuple[int, int], grid: tuple[int, int]) -> int:
+    """The query cell t (row-major on the h×w grid) that holds image pixel (y, x)."""
+    (y, x), (height, width), (h, w) = point, image_size, grid
+    if not (0 <= y < height and 0 <= x < width):
+        raise ValueError(f"query point {point} lies outside the {height}×{width} image")
+    return (y * h // height) * w + x * w // width
+
+
+def _key_map(row: Tensor, key_size: tuple[int, int], image_size: tuple[int, int]) -> np.ndarray:
+    """One row of attention over the h'×w' key grid, bilinearly resized to the image (display)."""
+    grid = row.float().reshape(1, 1, *key_size)
+    return torch.nn.functional.interpolate(
+        grid, size=image_size, mode="bilinear", align_corners=False
+    )[0, 0].numpy()
+
+
+def cooccurrence_figure(
+    image: np.ndarray,
+    maps: CooccurrenceMaps,
+    point: tuple[int, int],
+    *,
+    index: int = 0,
+    head: int | None = None,
+    contours: np.ndarray | None = None,
+    size: float = 2.4,
+) -> Figure:
+    """Where one pixel looks: p(c|t) of the query pixel ``point`` = (y, x) over the image.
+
+    One row per head (or only ``head``): each mixture component softmax_c of component k with its
+    prior π_k in the title, then the mixture p(c|t) = Σ_k π_k component_k. ``contours`` (an H×W
+    bool mask, e.g. the cue objects) is outlined on every panel to show where the evidence lies.
+    """
+    height, width = image.shape[:2]
+    t = query_index(point, (height, width), maps.query_size)
+    heads = range(maps.prior.shape[1]) if head is None else [head]
+    k = maps.prior.shape[2]
+    columns = 1 + (k if k > 1 else 0) + 1
+    fig = new_figure(size * columns, size * len(heads) + 0.2)
+    axes = fig.subplots(len(heads), columns, squeeze=False)
+    for r, h in enumerate(heads):
+        panels = [("query pixel", None)]
+        if k > 1:
+            panels += [
+                (f"head {h}, k={j}: π={float(maps.prior[index, h, j]):.2f}", j) for j in range(k)
+            ]
+        panels.append((f"head {h}: p(c|t)", "mixture"))
+        for c, (title, which) in enumerate(panels):
+            ax = axes[r, c]
+            ax.imshow(image)
+            if which is not None:
+                row = (
+                    maps.probability[index, h, t]
+                    if which == "mixture"
+                    else maps.components[index, h, which, t]
+                )
+                heat = _key_map(row, maps.key_size, (height, width))
+                ax.imshow(heat, cmap="magma", alpha=0.65, vmin=0, vmax=float(heat.max()))
+            if contours is not None and contours.any():
+                ax.contour(contours.astype(float), levels=[0.5], colors="cyan", linewidths=0.8)
+            ax.plot(point[1], point[0], marker="+", color="lime", markersize=12, mew=2)
+            ax.set_title(title, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    return fig
+
+
+def attention_share_bars(
+    result: AttentionByClass,
+    class_names: Sequence[str],
+    palette: Sequence[Sequence[int]],
+    title: str = "",
+) -> Figure:
+    """Per key class: the share of the query pixels' attention mass vs the share of the image.
+
+    A class far above its image share is where the queries look for evidence (lift > 1).
+    """
+    mass = result.attention[..., -1, :].mean(0) / max(result.queries, 1)  # mixture, mean heads
+    area = result.area / max(result.queries, 1)
+    x = np.arange(len(class_names))
+    fig = new_figure(1.0 * len(class_names) + 2, 3.2)
+    ax = fig.subplots()
+    colours = [np.asarray(palette[i]) / 255 for i in range(len(class_names))]
+    ax.bar(x - 0.2, 100 * area.numpy(), 0.4, color="lightgrey", label="share of the image")
+    bars = ax.bar(
+        x + 0.2, 100 * mass.numpy(), 0.4, color=colours, edgecolor="black", label="attention mass"
+    )
+    ax.bar_label(bars, fmt="%.1f", fontsize=8)
+    ax.set_xticks(x, class_names, rotation=20)
+    ax.set_ylabel("% of key grid / attention")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def training_curves(runs: Mapping[str, str | Path], metrics: Sequence[str]) -> Figure:
+    """Curves of ``metrics`` (e.g. train/loss, val/mIoU) from Lightning CSV logs, one line per run.
+
+    ``runs`` maps a label to a ``metrics.csv`` (``<run dir>/csv/metrics.csv``); each metric is
+    drawn against the optimiser step on its own axes.
+    """
+    import csv
+
+    fig = new_figure(4.0 * len(metrics), 3.0)
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for label, path in runs.items():
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        for ax, metric in zip(axes, metrics, strict=True):
+            points = [(int(r["step"]), float(r[metric])) for r in rows if r.get(metric)]
+            if not points:
+                raise ValueError(f"{str(path)!r} has no {metric!r} column values")
+            steps, values = zip(*points, strict=True)
+            ax.plot(steps, values, marker="." if len(points) < 30 else None, label=label)
+    for ax, metric in zip(axes, metrics, strict=True):
+        ax.set_xlabel("step")
+        ax.set_title(metric, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    return fig
+
+
+def ablation_bars(rows: Sequence[tuple[str, dict[str, float] | None]], metric: str) -> Figure:
+    """Bar chart of one metric per ablation row (Table 2)."""
     labels = [label for label, _ in rows]
     values = [100 * m[metric] if m and metric in m else float("nan") for _, m in rows]
-    fig, ax = plt.subplots(figsize=(1.6 * len(rows) + 1.5, 3.2))
+    fig = new_figure(1.6 * len(rows) + 1.5, 3.2)
+    ax = fig.subplots()
     bars = ax.bar(range(len(rows)), values, color="#4C72B0")
     ax.bar_label(bars, fmt="%.1f")
     ax.set_xticks(range(len(rows)), labels, rotation=15)
     ax.set_ylabel(f"{metric} (%)")
     ax.set_ylim(0, 100)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
-def kxh_heatmap(grid: dict[tuple[int, int], float | None], metric: str, path) -> None:
-    """Heat-map of one metric over heads H (rows) × mixtures K (columns) (Table 3), as PNG."""
-    plt = _pyplot()
+def kxh_heatmap(grid: dict[tuple[int, int], float | None], metric: str) -> Figure:
+    """Heat-map of one metric over heads H (rows) × mixtures K (columns) (Table 3)."""
     heads = sorted({h for h, _ in grid})
     ks = sorted({k for _, k in grid})
     values = np.array(
         [[np.nan if grid.get((h, k)) is None else 100 * grid[(h, k)] for k in ks] for h in heads]
     )
-    fig, ax = plt.subplots(figsize=(1.2 * len(ks) + 2, 1.0 * len(heads) + 1.5))
+    fig = new_figure(1.2 * len(ks) + 2, 1.0 * len(heads) + 1.5)
+    ax = fig.subplots()
     image = ax.imshow(values, cmap="viridis")
     for (i, j), value in np.ndenumerate(values):
         ax.text(
@@ -90,6 +287,4 @@ def kxh_heatmap(grid: dict[tuple[int, int], float | None], metric: str, path) ->
     ax.set_xticks(range(len(ks)), [f"K={k}" for k in ks])
     ax.set_yticks(range(len(heads)), [f"H={h}" for h in heads])
     fig.colorbar(image, ax=ax, label=f"{metric} (%)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig

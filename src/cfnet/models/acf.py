@@ -154,6 +154,7 @@ class CooccurrenceMaps(NamedTuple):
     prior: Tensor  # B×H×K       π
     probability: Tensor  # B×H×N×M     p(c|t) = Σ_k π_k components_k
     key_size: tuple[int, int]  # (h', w') of the pooled key grid, M = h'·w'
+    query_size: tuple[int, int]  # (h, w) of the query grid (the feature map), N = h·w
 
 
 def _positive_int(name: str, value: int) -> int:
@@ -258,7 +259,8 @@ class ACFModule(nn.Module):
         query, key, _, prior, key_size = self._project(x)
         scale = default_scale(self.k, self.d)
         components = cooccurrence_components(query, key, scale)
-        return CooccurrenceMaps(components, prior, mix_components(prior, components), key_size)
+        probability = mix_components(prior, components)
+        return CooccurrenceMaps(components, prior, probability, key_size, tuple(x.shape[-2:]))
 
     def extra_repr(self) -> str:
         c, h, k, d = self.channels, self.heads, self.k, self.d

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cfnet.models.acf import ACFModule, AttentionImpl
+from cfnet.models.acf import ACFModule, AttentionImpl, CooccurrenceMaps
 from cfnet.models.encoding import EncModule
 
 
@@ -112,6 +112,12 @@ class CFNetHead(nn.Module):
         if self.enc is not None:
             feats, se_logits = self.enc(feats)
         return HeadOutput(self.classifier(feats), se_logits)
+
+    def cooccurrence(self, x: Tensor) -> CooccurrenceMaps:
+        """The ACF module's p(c|t), π and per-mixture maps for backbone features x (inspection)."""
+        if self.acf is None:
+            raise ValueError("this CFNet head has no ACF module (model.use_acf=false)")
+        return self.acf.cooccurrence(self.conv(x))
 
 
 def memory_format(x: Tensor) -> torch.memory_format:

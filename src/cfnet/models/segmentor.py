@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import torch
 from torch import Tensor, nn
 
-from cfnet.models.acf import AttentionImpl
+from cfnet.models.acf import AttentionImpl, CooccurrenceMaps
 from cfnet.models.backbone import Backbone
 from cfnet.models.heads import CFNetHead, FCNHead, upsample_to
 
@@ -46,6 +47,19 @@ class Segmentor(nn.Module):
         main = self.head(res5)
         aux = upsample_to(self.aux_head(res4).logits, size) if self.aux_head is not None else None
         return SegmentorOutput(upsample_to(main.logits, size), aux, main.se_logits)
+
+    @torch.no_grad()
+    def cooccurrence(self, images: Tensor) -> CooccurrenceMaps:
+        """What the ACF module attends to for each query position of ``images`` (B×3×H×W).
+
+        Runs the backbone and the head's conv5, then returns the ACF module's maps on its
+        query (h×w) and key (h'×w') grids; the attention notebooks and ``cfnet.attention`` read
+        this. Models without an ACF module (FCN, ``use_acf=false``) raise a ValueError.
+        """
+        if not hasattr(self.head, "cooccurrence"):
+            raise ValueError(f"{type(self).__name__} has no ACF module to inspect")
+        _, res5 = self.backbone(images)
+        return self.head.cooccurrence(res5)
 
 
 def _check_num_classes(num_classes: int) -> None:
