@@ -90,3 +90,13 @@ def test_ablation_bars_and_kxh_heatmap_show_missing_jobs_as_gaps(tmp_path):
     heat = viz.kxh_heatmap({(1, 1): 0.7, (1, 2): None}, "mIoU")
     texts = [t.get_text() for t in heat.axes[0].texts]
     assert texts == ["70.0", "—"]
+
+
+def test_class_iou_bars_group_by_class_with_gaps_for_absent_classes():
+    fig = viz.class_iou_bars(
+        {"FCN": {"sea": 0.2, "mast": None}, "CFNet": {"sea": 0.9, "mast": 0.7}}
+    )
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert heights[:1] == [pytest.approx(20.0)] and np.isnan(heights[1])
+    assert heights[2:] == [pytest.approx(90.0), pytest.approx(70.0)]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["sea", "mast"]

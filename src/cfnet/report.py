@@ -15,8 +15,12 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TABLE2_ROWS = {  # +experiment/table2 option → (order, the paper's row label)
     "fcn": (0, "FCN"),
@@ -32,6 +36,7 @@ class Job:
     directory: Path
     overrides: dict[str, str]
     metrics: dict[str, float] | None  # None: the job has no metrics file (failed / running)
+    class_iou: dict[str, float | None] | None = None  # per-class IoU of the same file
 
 
 def _overrides(job_dir: Path) -> dict[str, str]:
@@ -56,11 +61,12 @@ def load_jobs(sweep_dir: Path, split: str) -> list[Job]:
     jobs = []
     for job_dir in job_dirs:
         metrics_file = job_dir / "metrics" / f"{split}.json"
-        metrics = None
+        metrics, class_iou = None, None
         if metrics_file.is_file():
             data = json.loads(metrics_file.read_text())
             metrics = {k: v for k, v in data.items() if isinstance(v, int | float)}
-        jobs.append(Job(job_dir, _overrides(job_dir), metrics))
+            class_iou = data.get("class_iou")
+        jobs.append(Job(job_dir, _overrides(job_dir), metrics, class_iou))
     return jobs
 
 
@@ -130,27 +136,45 @@ def generic(jobs: list[Job]) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class Summary:
+    """A sweep as the paper shows it: a markdown table and its plot (None for other sweeps)."""
+
+    kind: str  # "table2" | "table3" | "generic"
+    table: str
+    figure: Figure | None
+    missing: list[str]  # jobs without metrics (failed or unfinished)
+
+
+def summarise(jobs: list[Job], metric: str) -> Summary:
+    """Table 2 (component rows + bar chart), Table 3 (K × H grid + heat-map) or one row per job."""
+    from cfnet import viz
+
+    keys = set().union(*(j.overrides for j in jobs))
+    missing = [j.directory.name for j in jobs if j.metrics is None]
+    if "experiment/table2" in keys:
+        table, rows = table2(jobs)
+        return Summary("table2", table, viz.ablation_bars(rows, metric), missing)
+    if {"model.k", "model.heads"} <= keys:
+        table, grid = table3(jobs, metric)
+        return Summary("table3", table, viz.kxh_heatmap(grid, metric), missing)
+    return Summary("generic", generic(jobs), None, missing)
+
+
 def report(sweep_dir: Path, split: str, metric: str) -> str:
     from cfnet import viz
 
     jobs = load_jobs(sweep_dir, split)
-    keys = set().union(*(j.overrides for j in jobs))
-    plot = sweep_dir / "report.png"
-    if "experiment/table2" in keys:
-        table, rows = table2(jobs)
-        viz.save_figure(viz.ablation_bars(rows, metric), plot)
-    elif {"model.k", "model.heads"} <= keys:
-        table, grid = table3(jobs, metric)
-        viz.save_figure(viz.kxh_heatmap(grid, metric), plot)
-    else:
-        table, plot = generic(jobs), None
-    missing = [j.directory.name for j in jobs if j.metrics is None]
+    summary = summarise(jobs, metric)
+    plot = None
+    if summary.figure is not None:
+        plot = viz.save_figure(summary.figure, sweep_dir / "report.png")
     note = (
-        f"\n\nJobs without {split} metrics (failed or unfinished): {', '.join(missing)}"
-        if missing
+        f"\n\nJobs without {split} metrics (failed or unfinished): {', '.join(summary.missing)}"
+        if summary.missing
         else ""
     )
-    text = f"# {sweep_dir}\n\n{split} metrics (%), {len(jobs)} jobs\n\n{table}{note}\n"
+    text = f"# {sweep_dir}\n\n{split} metrics (%), {len(jobs)} jobs\n\n{summary.table}{note}\n"
     (sweep_dir / "report.md").write_text(text)
     return text + (f"\nplot: {plot}\n" if plot else "")
 

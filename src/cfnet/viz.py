@@ -256,6 +256,28 @@ def training_curves(runs: Mapping[str, str | Path], metrics: Sequence[str]) -> F
     return fig
 
 
+def class_iou_bars(runs: Mapping[str, Mapping[str, float | None]], title: str = "") -> Figure:
+    """Grouped bars of per-class IoU (%), one group per class, one bar per run (e.g. FCN, CFNet).
+
+    Classes absent from a run's split (IoU None) leave a gap.
+    """
+    classes = list(dict.fromkeys(c for ious in runs.values() for c in ious))
+    width = 0.8 / max(len(runs), 1)
+    fig = new_figure(0.9 * len(classes) + 2, 3.2)
+    ax = fig.subplots()
+    for i, (label, ious) in enumerate(runs.items()):
+        values = [np.nan if ious.get(c) is None else 100 * ious[c] for c in classes]
+        x = np.arange(len(classes)) + (i - (len(runs) - 1) / 2) * width
+        ax.bar(x, values, width, label=label)
+    ax.set_xticks(range(len(classes)), classes, rotation=20)
+    ax.set_ylabel("IoU (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, ncols=min(len(runs), 5))
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
 def ablation_bars(rows: Sequence[tuple[str, dict[str, float] | None]], metric: str) -> Figure:
     """Bar chart of one metric per ablation row (Table 2)."""
     labels = [label for label, _ in rows]

@@ -1,0 +1,86 @@
+"""What the notebooks share: where things are, running the CLI, publishing their figures.
+
+The notebooks train and sweep through the same entry points a user types (``python -m cfnet.train
+...`` in a subprocess), so what they show is what the CLI does. Two environment variables connect
+them to ``make figures``:
+
+    CFNET_FIGURES_DIR   every figure passed to ``publish`` is also saved there as ``<name>.png``
+    CFNET_CKPT, ...     each notebook documents the runs it can reuse instead of training
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from omegaconf import DictConfig, OmegaConf
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def repo_root() -> Path:
+    """The checkout holding ``conf/`` (notebooks run with their own folder as working dir)."""
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "conf" / "train.yaml").is_file():
+            return folder
+    raise FileNotFoundError(f"no cfnet checkout (conf/train.yaml) at or above {str(here)!r}")
+
+
+def publish(fig: Figure, name: str) -> Figure:
+    """Return ``fig`` for display; with ``CFNET_FIGURES_DIR`` set, also save it there as PNG."""
+    folder = os.environ.get("CFNET_FIGURES_DIR")
+    if folder:
+        from cfnet.viz import save_figure
+
+        print(f"saved {save_figure(fig, Path(folder) / f'{name}.png')}")
+    return fig
+
+
+def run_cli(module: str, *args: str, tail: int = 0) -> str:
+    """``python -m <module> <args>`` from the repo root; prints the command, the time taken and
+    the last ``tail`` lines of its output. A failure raises with the end of stderr."""
+    command = [sys.executable, "-m", module, *args]
+    print("$ python -m", module, " ".join(args), flush=True)
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, cwd=repo_root())
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"python -m {module} failed ({result.returncode}):\n{result.stderr[-3000:]}"
+        )
+    print(f"  done in {time.perf_counter() - start:.0f} s")
+    if tail:
+        print("\n".join(result.stdout.rstrip().splitlines()[-tail:]))
+    return result.stdout
+
+
+def best_checkpoint(run_dir: Path) -> Path:
+    """The best-epoch checkpoint a ``cfnet.train`` run left in ``<run_dir>/checkpoints``."""
+    found = sorted((Path(run_dir) / "checkpoints").glob("best-*.ckpt"))
+    if not found:
+        raise FileNotFoundError(f"no checkpoints/best-*.ckpt in run dir {str(run_dir)!r}")
+    return found[-1]
+
+
+def run_dir_of(checkpoint: str | Path) -> Path:
+    """The run dir of a checkpoint in the standard layout ``<run dir>/checkpoints/<name>.ckpt``."""
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"checkpoint {str(checkpoint)!r} does not exist")
+    run_dir = checkpoint.resolve().parents[1]
+    if not (run_dir / ".hydra" / "config.yaml").is_file():
+        raise FileNotFoundError(
+            f"{str(checkpoint)!r} is not inside a cfnet.train run dir (no "
+            f"{run_dir / '.hydra' / 'config.yaml'}): the notebooks read the run's dataset settings"
+        )
+    return run_dir
+
+
+def run_config(run_dir: Path) -> DictConfig:
+    """The composed config a run was trained with (``<run dir>/.hydra/config.yaml``)."""
+    return OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")  # type: ignore[return-value]
