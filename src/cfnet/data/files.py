@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from cfnet.data.base import SegmentationDataModule, SegmentationDataset
+from cfnet.data.inflight import InFlight
 from cfnet.data.io import SampleError, image_size, map_labels, read_label, read_rgb_image
 
 
@@ -40,12 +41,14 @@ class FileSegmentation(SegmentationDataset):
     ) -> None:
         super().__init__(transform, on_bad_sample, replace_bad)
         self.pairs, self.lut, self.allow_greyscale = pairs, lut, allow_greyscale
+        self.inflight = InFlight()  # a loader worker that dies still names its file
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def _labels(self, pair: Pair, size: tuple[int, int]) -> np.ndarray:
-        raw = read_label(pair.label)
+        with self.inflight.reading(pair.label):
+            raw = read_label(pair.label)
         if raw.shape != size:
             raise SampleError(
                 f"label map {str(pair.label)!r} is {raw.shape[1]}×{raw.shape[0]} but its image "
@@ -55,12 +58,15 @@ class FileSegmentation(SegmentationDataset):
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
         pair = self.pairs[index]
-        image = read_rgb_image(pair.image, self.allow_greyscale)
+        with self.inflight.reading(pair.image):
+            image = read_rgb_image(pair.image, self.allow_greyscale)
         return image, self._labels(pair, image.shape[:2]), pair.name
 
     def read_labels(self, index: int) -> tuple[np.ndarray, str]:
         pair = self.pairs[index]
-        return self._labels(pair, image_size(pair.image)), pair.name
+        with self.inflight.reading(pair.image):
+            size = image_size(pair.image)
+        return self._labels(pair, size), pair.name
 
 
 def require_dir(path: Path, dataset: str, layout: str, how: str) -> Path:
