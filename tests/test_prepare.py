@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cfnet.atomic import write_atomically
 from cfnet.data.labels import CONTEXT59_NAMES, cityscapes_label_id_lut, voc_palette
 from cfnet.prepare import (
-    _atomic,
     main,
     prepare_cityscapes,
     prepare_coco_voc,
@@ -121,9 +121,9 @@ def test_interrupted_write_leaves_neither_a_file_nor_a_temporary(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        _atomic(target, write_half)
+        write_atomically(target, write_half)
     assert list(target.parent.iterdir()) == []
-    _atomic(target, lambda tmp: tmp.write_bytes(b"done"))
+    write_atomically(target, lambda tmp: tmp.write_bytes(b"done"))
     assert [p.name for p in target.parent.iterdir()] == ["x.png"]
     umask = os.umask(0)
     os.umask(umask)

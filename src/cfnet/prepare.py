@@ -10,10 +10,8 @@ leaves no truncated file and a re-run skips what is already there.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import textwrap
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from cfnet.atomic import write_atomically
 from cfnet.data.convert import (
     cityscapes_train_ids,
     coco_voc_mask,
@@ -102,28 +101,12 @@ AS_IS = {  # name → (archive, where it goes under the root)
 # ---- files --------------------------------------------------------------------------------------
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Run ``write(tmp)`` on a temporary name next to ``path``, then rename it to ``path``.
-
-    The temporary file is created by ``write`` itself (not ``mkstemp``, whose 0600 mode would
-    make the outputs unreadable to the other users of a shared dataset directory).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_png(path: Path, array: np.ndarray, palette: np.ndarray | None = None) -> None:
     """uint8 H×W → mode "L" PNG, or mode "P" (indices = values) when a palette is given."""
     image = Image.fromarray(np.ascontiguousarray(array, np.uint8))
     if palette is not None:
         image.putpalette(palette.tobytes())  # "L" + palette → "P", indices unchanged
-    _atomic(path, lambda tmp: image.save(tmp, format="PNG"))
+    write_atomically(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
 def write_list(path: Path, ids: Iterable[str]) -> bool:
@@ -131,7 +114,7 @@ def write_list(path: Path, ids: Iterable[str]) -> bool:
     content = "".join(f"{i}\n" for i in ids)
     if path.is_file() and path.read_text() == content:
         return False
-    _atomic(path, lambda tmp: tmp.write_text(content))
+    write_atomically(path, lambda tmp: tmp.write_text(content))
     return True
 
 
