@@ -12,6 +12,7 @@ benchmark scores labelIds, the model predicts trainIds) named ``<frame>_leftImg8
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -20,6 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from PIL import Image
 
+from cfnet.atomic import write_atomically
 from cfnet.cli import CONFIG_DIR, user_errors
 from cfnet.data.base import eval_transform
 from cfnet.data.io import IMAGE_SUFFIXES, read_any_image
@@ -29,16 +31,32 @@ from cfnet.viz import overlay, palette_png
 
 
 def list_inputs(source: Path) -> list[Path]:
+    """The pictures to predict: ``source`` itself, or the files of the folder ``source`` whose
+    suffix, in any case, is one of ``IMAGE_SUFFIXES`` (not recursive).
+
+    Hidden files are left out (``.DS_Store``, and the ``._photo.jpg`` metadata files macOS writes
+    onto shared drives, which are not pictures despite their suffix), as are folders and other
+    files. A link to a picture counts; a dangling one too, so that it is reported, not skipped.
+    """
     if source.is_file():
         return [source]
     if not source.is_dir():
         raise FileNotFoundError(f"input {str(source)!r} is neither an image file nor a folder")
     images = sorted(
-        p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        p
+        for p in source.iterdir()
+        if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()
     )
     if not images:
         raise FileNotFoundError(f"input folder {str(source)!r} holds no images {IMAGE_SUFFIXES}")
     return images
+
+
+def printable(text: str) -> str:
+    """``text`` as the console can print it: a file name that is not valid UTF-8 (made on another
+    system), or a character the console's encoding lacks, would make ``print`` raise."""
+    encoding = sys.stdout.encoding or "utf-8"
+    return text.encode(encoding, "backslashreplace").decode(encoding)
 
 
 EXPORTS = ("voc", "cityscapes")
@@ -81,15 +99,16 @@ def plan_outputs(
             f"output {str(output)!r} is inside the input folder {str(input_dir)!r}; "
             "choose another folder"
         )
-    stems: dict[str, Path] = {}
-    for image in images:
-        if image.stem in stems:
-            raise ValueError(
-                f"inputs {stems[image.stem].name!r} and {image.name!r} would both write "
-                f"{image.stem}.png"
-            )
-        stems[image.stem] = image
     plans = [output_paths(p, output, export) for p in images]
+    writers: dict[Path, Path] = {}  # e.g. a.jpg and a.png, or a.png and a_overlay.jpg
+    for image, paths in zip(images, plans, strict=True):
+        for path in paths:
+            if path in writers:
+                raise ValueError(
+                    f"inputs {writers[path].name!r} and {image.name!r} would both write "
+                    f"{path.name!r}; rename one of them"
+                )
+            writers[path] = image
     existing = [str(p) for pair in plans for p in pair if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(
@@ -99,11 +118,25 @@ def plan_outputs(
     return plans
 
 
+def check_inputs(images: list[Path]) -> None:
+    """Decode every input once before anything is written, so that a broken picture among them
+    stops the run naming it, rather than after some outputs exist (one extra decode per image:
+    little next to the network's forward passes)."""
+    for image in images:
+        read_any_image(image)
+
+
+def save_png(image: Image.Image, path: Path) -> None:
+    """Written atomically: an interrupted run never leaves half a PNG under an output's name."""
+    write_atomically(path, lambda tmp: image.save(tmp, format="PNG"))
+
+
 @torch.no_grad()
 def predict(cfg: DictConfig) -> list[Path]:
     source, output = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
     images = list_inputs(source)
     plans = plan_outputs(images, source, output, cfg.overwrite, cfg.export)
+    check_inputs(images)
     module = SegmentationModule.from_checkpoint(cfg.ckpt_path).eval().to(cfg.device)
     hp = module.hparams
     module.require_classes(list(cfg.dataset.class_names), cfg.dataset.name, cfg.ckpt_path)
@@ -117,15 +150,14 @@ def predict(cfg: DictConfig) -> list[Path]:
         tensor = transform(image=image)["image"][None].to(cfg.device)
         mask = inference(module.net, tensor, module.pad_value())[0].argmax(0)
         mask = mask.to(torch.uint8).cpu().numpy()
-        paths[0].parent.mkdir(parents=True, exist_ok=True)
         if cfg.export == "cityscapes":
-            Image.fromarray(to_label_id[mask], mode="L").save(paths[0])
+            save_png(Image.fromarray(to_label_id[mask], mode="L"), paths[0])
         else:  # class ids with the palette (VOC's own for export=voc)
-            palette_png(mask, hp.palette).save(paths[0])
+            save_png(palette_png(mask, hp.palette), paths[0])
         if cfg.export is None:
-            Image.fromarray(overlay(image, mask, hp.palette, cfg.overlay_alpha)).save(paths[1])
+            save_png(Image.fromarray(overlay(image, mask, hp.palette, cfg.overlay_alpha)), paths[1])
         written += paths
-        print(f"{image_path} → {', '.join(str(p) for p in paths)}")
+        print(printable(f"{image_path} → {', '.join(str(p) for p in paths)}"))
     return written
 
 
