@@ -32,7 +32,7 @@ _FDS: dict[tuple[str, int], int] = {}  # (folder, pid) → this process's announ
 _WATCHED: set[str] = set()  # folders the current process reports on at exit
 
 
-def _report(folder: str) -> None:
+def report(folder: str) -> None:
     """At exit: print every read that never ended, then remove the folder."""
     for entry in sorted(Path(folder).glob("*")):
         path = entry.read_bytes().split(b"\n", 1)[0].decode(errors="replace")
@@ -53,12 +53,13 @@ class InFlight:
     workers (forked or unpickled) announce into the same folder, one file per process.
     """
 
-    def __init__(self) -> None:
-        self.folder = os.path.join(tempfile.gettempdir(), f"cfnet-reads-{os.getpid()}")
+    def __init__(self, folder: str | None = None) -> None:
+        """``folder``: where to announce (by default one per process, reported at its exit)."""
+        self.folder = folder or os.path.join(tempfile.gettempdir(), f"cfnet-reads-{os.getpid()}")
         if self.folder not in _WATCHED:  # the first dataset of this process
             _WATCHED.add(self.folder)
             shutil.rmtree(self.folder, ignore_errors=True)  # left by a killed process of this pid
-            atexit.register(_report, self.folder)
+            atexit.register(report, self.folder)
 
     def _fd(self) -> int:
         key = (self.folder, os.getpid())  # a forked worker inherits its parent's table
