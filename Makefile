@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test lint format bench clean
+.PHONY: install train test lint format bench figures clean
 
 install: $(STAMP)
 
@@ -37,6 +37,13 @@ bench: install  # CKPT=<best.ckpt> also times the evaluation protocols on that c
 	$(BIN)/python benchmarks/model_speed.py --sizes 256 512 --batch 2 --reps 3
 	$(BIN)/python benchmarks/eval_protocol.py $(if $(CKPT),--ckpt $(CKPT) --breakdown 60)
 	$(BIN)/python benchmarks/make_docs.py
+
+# The README pictures (docs/img/*.png, docs/img/attention.json), drawn by the notebooks themselves.
+# Without arguments the notebooks train their own small models and run a smoke-budget sweep; to draw
+# existing runs: CKPT=<CFNet best.ckpt> FCN_CKPT=<FCN best.ckpt> SWEEPS=<sweep dir>:<sweep dir>
+figures: install
+	CFNET_FIGURES_DIR=docs/img CFNET_CKPT=$(CKPT) CFNET_FCN_CKPT=$(FCN_CKPT) CFNET_SWEEP_DIRS=$(SWEEPS) \
+		$(BIN)/python -m pytest notebooks -q -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info

@@ -32,13 +32,20 @@ def repo_root() -> Path:
     raise FileNotFoundError(f"no cfnet checkout (conf/train.yaml) at or above {str(here)!r}")
 
 
+def given_paths(variable: str) -> list[Path]:
+    """Paths in environment variable ``variable`` (``:``-separated), relative ones taken from the
+    repo root (``make figures CKPT=outputs/...`` passes them so, the notebook runs elsewhere)."""
+    value = os.environ.get(variable, "")
+    return [repo_root() / p for p in value.split(os.pathsep) if p]
+
+
 def publish(fig: Figure, name: str) -> Figure:
-    """Return ``fig`` for display; with ``CFNET_FIGURES_DIR`` set, also save it there as PNG."""
-    folder = os.environ.get("CFNET_FIGURES_DIR")
-    if folder:
+    """Return ``fig`` for display; with ``CFNET_FIGURES_DIR`` set (relative: to the repo root),
+    also save it there as ``<name>.png``."""
+    for folder in given_paths("CFNET_FIGURES_DIR")[:1]:
         from cfnet.viz import save_figure
 
-        print(f"saved {save_figure(fig, Path(folder) / f'{name}.png')}")
+        print(f"saved {save_figure(fig, folder / f'{name}.png')}")
     return fig
 
 

@@ -272,7 +272,7 @@ def class_iou_bars(runs: Mapping[str, Mapping[str, float | None]], title: str = 
     ax.set_xticks(range(len(classes)), classes, rotation=20)
     ax.set_ylabel("IoU (%)")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize=8, ncols=min(len(runs), 5))
+    fig.legend(loc="outside lower center", fontsize=8, ncols=min(len(runs), 5), frameon=False)
     if title:
         ax.set_title(title, fontsize=10)
     return fig

@@ -1,0 +1,55 @@
+"""The notebooks' helpers: paths from the environment, publishing figures, finding runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from cfnet import notebook, viz
+
+
+def test_given_paths_are_taken_from_the_repo_root_and_split_on_colons(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no cfnet checkout"):
+        notebook.repo_root()
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "train.yaml").write_text("{}")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")  # where nbmake runs a notebook
+    monkeypatch.setenv("CFNET_SWEEP_DIRS", "multirun/a:/abs/b")
+    assert notebook.given_paths("CFNET_SWEEP_DIRS") == [
+        tmp_path / "multirun/a",
+        tmp_path / "/abs/b",
+    ]
+    monkeypatch.setenv("CFNET_CKPT", "")  # `make figures` without CKPT= passes it empty
+    assert notebook.given_paths("CFNET_CKPT") == []
+
+
+def test_publish_saves_only_when_asked(monkeypatch, tmp_path):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "train.yaml").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    fig = viz.ablation_bars([("FCN", {"mIoU": 0.5})], "mIoU")
+    monkeypatch.delenv("CFNET_FIGURES_DIR", raising=False)
+    assert notebook.publish(fig, "bars") is fig
+    assert not list(tmp_path.rglob("*.png"))
+    monkeypatch.setenv("CFNET_FIGURES_DIR", "docs/img")
+    notebook.publish(fig, "bars")
+    assert (tmp_path / "docs" / "img" / "bars.png").is_file()
+
+
+def test_runs_are_found_or_refused_with_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoints/best-"):
+        notebook.best_checkpoint(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    for name in ("best-epoch001.ckpt", "best-epoch003.ckpt", "last.ckpt"):
+        (tmp_path / "checkpoints" / name).write_bytes(b"")
+    best = notebook.best_checkpoint(tmp_path)
+    assert best.name == "best-epoch003.ckpt"
+    with pytest.raises(FileNotFoundError, match=r"is not inside a cfnet\.train run dir"):
+        notebook.run_dir_of(best)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        notebook.run_dir_of(tmp_path / "nope.ckpt")
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text("dataset: {image_size: 96}\n")
+    assert notebook.run_dir_of(best) == tmp_path.resolve()
+    assert notebook.run_config(tmp_path).dataset.image_size == 96
