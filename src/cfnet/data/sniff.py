@@ -57,6 +57,9 @@ def describe_unreadable(path: Path) -> str:
             size = size_of(head)
             if size is not None and 0 in size:
                 return f"its {name} header declares a {size[0]}×{size[1]} picture (no pixels)"
+            damage = png_damage(path) if name == "PNG" else None
+            if damage is not None:
+                return f"damaged PNG header: {damage}"
             return f"its {name} header is damaged or cut off (the file has {length:,} bytes)"
     return f"Pillow cannot read it as a picture (the file starts with {head[:16]!r})"
 
