@@ -45,7 +45,7 @@ def publish(fig: Figure, name: str) -> Figure:
     for folder in given_paths("CFNET_FIGURES_DIR")[:1]:
         from cfnet.viz import save_figure
 
-        print(f"saved {save_figure(fig, folder / f'{name}.png')}")
+        print(f"saved {save_figure(fig, folder / f'{name}.png', dpi=100)}")
     return fig
 
 
