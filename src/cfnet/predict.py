@@ -3,6 +3,8 @@
 For every input image: ``<stem>.png``, an indexed PNG whose pixel values are the predicted class
 ids (with the dataset palette, so it also looks right), and ``<stem>_overlay.png``. Nothing is
 written into the input folder, and existing outputs are only replaced with ``overwrite=true``.
+Every input is decoded before anything is written (a broken one stops the run, naming it), and
+each output is written atomically (an interrupted run never leaves half a PNG).
 ``inference=whole|slide|ms_flip`` picks the protocol (``cfnet.inference``).
 
 ``export=voc|cityscapes`` writes test-server submissions instead: VOC palette PNGs of class ids

@@ -6,10 +6,11 @@ colour-coded mask or a 16-bit label map trains on garbage, so every such file is
 ``cfnet.predict`` reads the user's own pictures leniently instead (``read_any_image``).
 
 Every reader goes through ``_open`` and ``_pixels``, because a damaged file makes Pillow raise
-almost anything (``OSError``, ``ValueError``, ``SyntaxError``, ``EOFError``, ``struct.error``,
-``NotImplementedError``, ``DecompressionBombError``…, depending on the format and on where the
-damage is), and an exception that is not a ``SampleError`` would stop a run without the file's
-name or slip past ``on_bad_sample=skip``. They also:
+almost anything, depending on the format and on where the damage is (the fuzz test,
+``tests/test_fuzz.py``, meets ``OSError``, ``ValueError``, ``NotImplementedError`` and
+``DecompressionBombError``; Pillow's plugins raise more), and an exception that is not a
+``SampleError`` would stop a run without the file's name or slip past ``on_bad_sample=skip``.
+They also:
 
 * refuse a picture whose header declares more than ``MAX_IMAGE_PIXELS`` pixels before anything is
   decoded, so a damaged or hostile header cannot make a loader worker allocate gigabytes;
