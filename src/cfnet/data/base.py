@@ -26,9 +26,10 @@ import numpy as np
 import torch
 from albumentations.pytorch import ToTensorV2
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from cfnet.data.io import SampleError
+from cfnet.data.sampling import ResumableLoader, ResumableSampler, SampleKey, seed_augmentation
 
 Sample = dict[str, Any]  # {"image": float 3×H×W, "mask": long H×W, "name": str, "skipped": [...]}
 ON_BAD_SAMPLE = ("error", "skip")
@@ -54,6 +55,9 @@ class SegmentationDataset(Dataset):
     ``{"skipped": [message]}`` that ``pad_collate`` drops (so it is scored nowhere), and a training
     sample is replaced by the next good one (a training batch keeps its size, which DDP needs); the
     messages travel in the batch so that ``cfnet.callbacks.BadSampleReport`` can count them.
+
+    Training loaders ask for ``(index, seed)`` keys (``cfnet.data.sampling``): the random
+    augmentation of that sample is then drawn from ``seed``, so it is the same in every run.
     """
 
     def __init__(
@@ -75,7 +79,8 @@ class SegmentationDataset(Dataset):
         _, mask, name = self.read(index)
         return mask, name
 
-    def __getitem__(self, index: int) -> Sample:
+    def __getitem__(self, key: int | SampleKey) -> Sample:
+        index, seed = key if isinstance(key, tuple) else (key, None)
         if not 0 <= index < len(self):  # ends ``for sample in dataset`` (the sequence protocol)
             raise IndexError(f"sample {index} of a dataset of {len(self)}")
         skipped: list[str] = []
@@ -91,6 +96,8 @@ class SegmentationDataset(Dataset):
                 return {"skipped": skipped}
             if self.transform is None:
                 return {"image": image, "mask": mask, "name": name, "skipped": skipped}
+            if seed is not None:
+                seed_augmentation(self.transform, seed)
             out = self.transform(image=image, mask=mask)
             return {
                 "image": out["image"],
@@ -198,6 +205,9 @@ class SegmentationDataModule(L.LightningDataModule):
     on_bad_sample: str  # "error": stop, naming the file | "skip": drop it and count it
     eval_scales: list[float]  # the paper's multi-scale protocol (conf/inference/ms_flip.yaml)
     datasets: dict[str, Dataset] = field(default_factory=dict, init=False, repr=False)
+    # The training stream's position, saved in checkpoints (cfnet.data.sampling).
+    _train_loader: ResumableLoader | None = field(default=None, init=False, repr=False)
+    _resume_at: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         L.LightningDataModule.__init__(self)
@@ -276,18 +286,17 @@ class SegmentationDataModule(L.LightningDataModule):
         return functools.partial(pad_collate, image_fill=fill, ignore_index=self.ignore_index)
 
     def train_dataloader(self) -> DataLoader:
-        # A seeded sampler that Lightning advances with set_epoch(): the order of epoch e does
-        # not depend on RNG state, so a run resumed from a checkpoint sees the same batches
-        # (with DDP it also shards the data across processes).
-        sampler = DistributedSampler(
+        # Order and augmentation are functions of (shuffle_seed, epoch, index), and the loader's
+        # position is saved in checkpoints: a run resumed from any step -- also in the middle of
+        # an epoch -- sees the batches of the uninterrupted run (cfnet.data.sampling). The sampler
+        # also shards the data across DDP processes.
+        sampler = ResumableSampler(
             self.datasets["train"],
             num_replicas=self._world_size(),
             rank=self.trainer.global_rank if self.trainer is not None else 0,
-            shuffle=True,
             seed=self.shuffle_seed,
-            drop_last=True,
         )
-        return DataLoader(
+        loader = ResumableLoader(
             self.datasets["train"],
             batch_size=self.per_process_batch(self.batch_size),
             sampler=sampler,
@@ -297,6 +306,21 @@ class SegmentationDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
+        loader.resume(self._resume_at)
+        self._train_loader, self._resume_at = loader, {}
+        return loader
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs to continue the training stream where it stopped."""
+        return self._train_loader.position() if self._train_loader is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Lightning restores this before it builds the training loader, or after (strategies
+        that restore after setup): either way the next training iteration continues from it."""
+        if self._train_loader is not None:
+            self._train_loader.resume(state_dict)
+        else:
+            self._resume_at = dict(state_dict)
 
     def _eval_loader(self, role: str) -> DataLoader:
         dataset = self.datasets[role]
