@@ -1,4 +1,5 @@
-"""Test helpers: the tiny-run config, subprocess entry points, an interruption callback."""
+"""Test helpers: the tiny-run config, subprocess entry points (one at a time or a batch), callbacks
+that interrupt a run."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import lightning as L
@@ -118,3 +120,84 @@ class InterruptAfterEpoch(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch == self.epoch + 1:
             raise SimulatedKill(f"killed after epoch {self.epoch}")
+
+
+class WaitForSignal(L.Callback):
+    """Stands for the moment a scheduler stops a job: at the end of optimiser step ``step`` -- or
+    of the first validation batch of fitting, with ``in_validation`` -- write ``marker`` (the
+    test's cue to send signals from outside) and wait, up to a minute, until SIGTERM has arrived.
+    The run then stops where Lightning and cfnet stop it, as it would in production."""
+
+    def __init__(self, marker: str, step: int = -1, in_validation: bool = False) -> None:
+        self.marker, self.step, self.in_validation = Path(marker), step, in_validation
+
+    def _wait(self, trainer: L.Trainer) -> None:
+        if self.marker.exists():  # once per run
+            return
+        self.marker.write_text(str(os.getpid()))
+        deadline = time.monotonic() + 60
+        while not trainer.received_sigterm and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not self.in_validation and trainer.global_step == self.step:
+            self._wait(trainer)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *_) -> None:
+        if self.in_validation and not trainer.sanity_checking:
+            self._wait(trainer)
+
+
+# Runs several ``python -m <module> <args>`` in one interpreter, each as ``runpy`` runs a module's
+# ``__main__`` (Hydra, argument parsing, exit status: as on the command line), with file
+# descriptors 1 and 2 captured per call, so that Lightning's log handlers are captured too.
+_BATCH_DRIVER = r"""
+import json, os, runpy, sys, tempfile, traceback
+spec, output = sys.argv[1:3]
+calls, results = json.load(open(spec)), []
+for module, args, env in calls:
+    os.environ.update(env)
+    sys.argv = [module, *args]
+    sys.stdout.flush(); sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        os.dup2(out.fileno(), 1); os.dup2(err.fileno(), 2)
+        try:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush(); sys.stderr.flush()
+        os.dup2(saved[0], 1); os.dup2(saved[1], 2)
+        out.seek(0); err.seek(0)
+        results.append({"returncode": code, "stdout": out.read(), "stderr": err.read()})
+    for key in env:
+        os.environ.pop(key, None)
+json.dump(results, open(output, "w"))
+"""
+
+
+def run_cli_batch(
+    calls: list[tuple[str, list[str]] | tuple[str, list[str], dict[str, str]]], workdir: Path
+) -> list[subprocess.CompletedProcess]:
+    """``run_cli(module, *args, check=False)`` for each call, in one subprocess (one import of
+    torch / Lightning instead of one per call); returns one CompletedProcess per call."""
+    spec = workdir / "calls.json"
+    spec.write_text(json.dumps([[c[0], list(c[1]), c[2] if len(c) > 2 else {}] for c in calls]))
+    results = workdir / "results.json"
+    run = subprocess.run(
+        [sys.executable, "-c", _BATCH_DRIVER, str(spec), str(results)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        timeout=600,
+    )
+    if run.returncode != 0:
+        raise AssertionError(f"batch driver failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+    return [
+        subprocess.CompletedProcess(["python", "-m", c[0], *c[1]], **r)
+        for c, r in zip(calls, json.loads(results.read_text()), strict=True)
+    ]

@@ -1,15 +1,21 @@
-"""What the entry points share: the config dir and one-line reporting of user errors."""
+"""What the entry points share: the config dir, one-line reporting of user errors, and the check
+of config-group options on the command line."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import InstantiationException
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from cfnet import resolvers
 
@@ -17,10 +23,21 @@ resolvers.register()  # before any config is composed
 # Lightning-internal notices that say nothing about the user's run.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 warnings.filterwarnings("ignore", message=r".*is not supported by the model summary.*")
+# Wrong for cfnet: the training stream's position is restored through the DataModule's state
+# (cfnet.data.sampling), which this check of the loader's own interface does not see.
+warnings.filterwarnings("ignore", message=r".*ended before the epoch ended and your dataloader.*")
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
-# Errors caused by what the user gave (config values, paths, files), as cfnet raises them.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError)
+# Errors caused by what the user gave (config values, paths, files), as cfnet raises them;
+# Lightning's for a misconfigured Trainer; and a training run that diverged (non-finite loss).
+USER_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    MisconfigurationException,
+    FloatingPointError,
+)
 
 
 def _worker_message(message: str) -> str:
@@ -35,6 +52,8 @@ def _worker_message(message: str) -> str:
 def _message(err: BaseException) -> str | None:
     if isinstance(err, InstantiationException):
         cause = err.__cause__
+        while isinstance(cause, InstantiationException):  # an object built by another one
+            cause = cause.__cause__
         if not isinstance(cause, USER_ERRORS):
             return None
         key = next((ln[10:] for ln in str(err).splitlines() if ln.startswith("full_key: ")), "")
@@ -58,3 +77,52 @@ def user_errors() -> Iterator[None]:
             raise
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def group_options(group_dir: Path) -> list[str]:
+    """The options of a config group: its YAML files (``table2/acf`` for a sub-folder's), minus
+    the ``_``-prefixed partials the group's options include (``_defaults``)."""
+    return sorted(
+        str(path.relative_to(group_dir).with_suffix(""))
+        for path in group_dir.rglob("*.yaml")
+        if not any(part.startswith("_") for part in path.relative_to(group_dir).parts)
+    )
+
+
+def check_group_choices(argv: list[str], config_dir: str = CONFIG_DIR) -> None:
+    """Refuse ``group=option`` overrides naming an option that ``conf/<group>/`` does not have.
+
+    Hydra reports an unknown option over many lines (every file in the folder, partials included,
+    and the search path), before any cfnet code runs; this says it in one line, first.
+    """
+    args, _ = get_args_parser().parse_known_args(argv)
+    for override in OverridesParser.create().parse_overrides(args.overrides):
+        group_dir = Path(config_dir) / override.key_or_group
+        if override.is_delete() or "." in override.key_or_group or not group_dir.is_dir():
+            continue
+        if override.is_sweep_override():
+            choices = list(override.sweep_string_iterator())
+        else:
+            choices = [override.value()]
+        options = group_options(group_dir)
+        for choice in choices:
+            if choice is not None and str(choice) not in options:
+                top = [o for o in options if "/" not in o]
+                raise ValueError(
+                    f"{override.key_or_group}={choice}: no such option in conf/"
+                    f"{override.key_or_group}/; allowed: {', '.join(top)}"
+                )
+
+
+def checked_groups(main: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a ``@hydra.main`` function: on the command line (no arguments), the config-group
+    options are checked (``check_group_choices``) before Hydra composes the config."""
+
+    @functools.wraps(main)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if not args and not kwargs:
+            with user_errors():
+                check_group_choices(sys.argv[1:])
+        return main(*args, **kwargs)
+
+    return run

@@ -12,12 +12,14 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from cfnet.cli import CONFIG_DIR, user_errors
+from cfnet.cli import CONFIG_DIR, checked_groups, user_errors
 from cfnet.lit import SegmentationModule
 from cfnet.metrics import SegmentationScores
+from cfnet.validate import check_eval_config
 
 
 def evaluate(cfg: DictConfig) -> SegmentationScores:
+    check_eval_config(cfg)
     module = SegmentationModule.from_checkpoint(cfg.ckpt_path)
     module.require_classes(list(cfg.dataset.class_names), cfg.dataset.name, cfg.ckpt_path)
     module.inference = instantiate(cfg.inference)
@@ -28,6 +30,7 @@ def evaluate(cfg: DictConfig) -> SegmentationScores:
     return module.scores["test"]
 
 
+@checked_groups
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     with user_errors():

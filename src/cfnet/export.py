@@ -26,9 +26,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from cfnet.cli import CONFIG_DIR, user_errors
+from cfnet.cli import CONFIG_DIR, checked_groups, user_errors
 from cfnet.lit import SegmentationModule
 from cfnet.models.segmentor import Segmentor
+from cfnet.validate import positive_int
 
 FORMATS = ("onnx", "safetensors")
 # What a deployment needs besides the weights (all plain data, from the checkpoint).
@@ -107,6 +108,8 @@ def load_safetensors(path: str | Path) -> tuple[Segmentor, dict[str, Any]]:
 def export(cfg: DictConfig) -> list[Path]:
     if cfg.format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {cfg.format!r}")
+    for key in ("height", "width", "opset"):
+        positive_int(key, cfg[key])
     module = SegmentationModule.from_checkpoint(cfg.ckpt_path).eval()
     net = module.net
     path = Path(cfg.output).expanduser() / f"{cfg.name}.{cfg.format}"
@@ -129,6 +132,7 @@ def export(cfg: DictConfig) -> list[Path]:
     return written
 
 
+@checked_groups
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
     with user_errors():

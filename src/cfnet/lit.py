@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from cfnet.checkpoints import read_checkpoint
 from cfnet.data.base import normalised_black
 from cfnet.inference import SegmentationInference
 from cfnet.losses import segmentation_loss
@@ -108,20 +109,16 @@ class SegmentationModule(L.LightningModule):
 
         The backbone's ``pretrained`` file is not needed (its weights are in the checkpoint).
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-        try:
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as err:  # truncated, corrupt or not a checkpoint at all
-            raise ValueError(f"checkpoint {str(path)!r} cannot be read: {err}") from err
-        if not isinstance(ckpt, dict) or "hyper_parameters" not in ckpt:
-            raise ValueError(f"{str(path)!r} is not a cfnet checkpoint (no hyper_parameters)")
+        ckpt = read_checkpoint(path)  # weights_only; one-line errors that name the file
+        if not isinstance(ckpt, dict) or not {"hyper_parameters", "state_dict"} <= ckpt.keys():
+            raise ValueError(
+                f"{str(path)!r} is not a cfnet checkpoint (no hyper_parameters and state_dict)"
+            )
         hparams = dict(ckpt["hyper_parameters"])
         hparams["model"] = {**hparams["model"], "pretrained": None}
         module = cls(**hparams, channels_last=False, compile=False)
         module.load_state_dict(ckpt["state_dict"])
-        return module
+        return module.to(map_location)
 
     def require_classes(self, class_names: list[str], dataset: str, ckpt_path: str) -> None:
         """The dataset config must describe the classes the checkpoint was trained on."""

@@ -26,7 +26,7 @@ from rich.table import Table
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from cfnet.cli import CONFIG_DIR, user_errors
+from cfnet.cli import CONFIG_DIR, checked_groups, user_errors
 from cfnet.data.base import SegmentationDataset
 from cfnet.data.io import SampleError
 
@@ -108,6 +108,7 @@ def _print_table(stats: dict[str, Any], class_names: list[str]) -> None:
     Console(width=100).print(table)
 
 
+@checked_groups
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="stats")
 def main(cfg: DictConfig) -> None:
     with user_errors():

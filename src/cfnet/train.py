@@ -4,6 +4,10 @@ python -m cfnet.train                                   # CFNet on the synthetic
 python -m cfnet.train dataset=pascal_voc model.k=2 model.heads=4 trainer=gpu
 python -m cfnet.train experiment=table2_components      # the Table-2 ablation sweep
 python -m cfnet.train ckpt_path=outputs/.../checkpoints/last.ckpt   # resume exactly
+
+Order matters for failing early and cheaply: the config is validated (``cfnet.validate``) and the
+checkpoint to resume from is read safely (``cfnet.checkpoints``) before the trainer, the data or
+the model exist; the trainer (Lightning's own option checks) comes before any data is read.
 """
 
 from __future__ import annotations
@@ -11,31 +15,55 @@ from __future__ import annotations
 import hydra
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from cfnet.cli import CONFIG_DIR, user_errors
+from cfnet.checkpoints import TRAINING_KEYS, read_checkpoint
+from cfnet.cli import CONFIG_DIR, checked_groups, user_errors
+from cfnet.validate import check_train_config
+
+# Exit status after SIGTERM (128 + 15, as if the signal had ended the process): the job stopped
+# before it was done, which schedulers and restart policies must not take for success.
+SIGTERM_EXIT = 143
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (and test) from a composed config; returns the final logged metrics."""
-    L.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.dataset)
-    module = instantiate(cfg.module)
+    check_train_config(cfg)
+    if cfg.ckpt_path:  # one clear line for a missing, corrupt, foreign or pickled-code file
+        read_checkpoint(cfg.ckpt_path, "checkpoint to resume from", require=TRAINING_KEYS)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     loggers = [instantiate(c) for c in cfg.logger.values()] if cfg.get("logger") else []
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.dataset)
+    module = instantiate(cfg.module)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    if cfg.test and not trainer.fast_dev_run:
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-        metrics |= {k: float(v) for k, v in trainer.callback_metrics.items()}
+    try:
+        # weights_only: also the checkpoint Lightning finds itself (SLURM requeue) is read
+        # without unpickling code.
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        if cfg.test and not trainer.fast_dev_run:
+            best = (
+                trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            )
+            trainer.test(
+                module,
+                datamodule=datamodule,
+                ckpt_path=best or None,
+                verbose=False,
+                weights_only=True,
+            )
+            metrics |= {k: float(v) for k, v in trainer.callback_metrics.items()}
+    except SIGTERMException as stop:  # PreemptionCheckpoint has saved where to resume from
+        raise SystemExit(SIGTERM_EXIT) from stop
     return metrics
 
 
+@checked_groups
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     with user_errors():

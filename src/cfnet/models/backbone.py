@@ -15,6 +15,7 @@ with ``torch.load(weights_only=True)``, so loading a file never executes pickled
 from __future__ import annotations
 
 import difflib
+import pickle
 from pathlib import Path
 
 import timm
@@ -81,6 +82,11 @@ class Backbone(nn.Module):
                 pretrained=weights is not None,
                 pretrained_cfg_overlay={"file": str(weights)} if weights else None,
             )
+        except pickle.UnpicklingError as err:  # weights_only=True met pickled code or objects
+            raise ValueError(
+                f"pretrained weights {str(weights)!r} were refused: they hold more than tensors "
+                "and plain data (torch.load weights_only=True), e.g. pickled code"
+            ) from err
         except RuntimeError as err:  # state-dict mismatch: name the file and the architecture
             if weights is None:
                 raise

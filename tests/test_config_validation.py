@@ -1,0 +1,122 @@
+"""Impossible configurations stop at start, through the entry points: exit status 2, one line on
+stderr naming the key and what is allowed, no traceback (unless HYDRA_FULL_ERROR=1), nothing read.
+
+Most cases run in one interpreter (``run_cli_batch``: each call is ``python -m <module>`` as
+``runpy`` runs it, stdout/stderr captured at the file descriptors); one runs as its own process.
+The file dataset's root does not exist: had any data been read, the error would name the root.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import run_cli, run_cli_batch
+
+HEADS_LINE = (
+    "error: model.heads=3: model.channels (512) must be divisible by model.heads "
+    "(d = channels / heads per head); allowed: 1, 2, 4, 8, 16, 32, 64, 128, 256, 512"
+)
+DATASETS = (
+    "ade20k, cityscapes, coco_voc, pascal_context, pascal_context60, pascal_voc, pascal_voc_aug, "
+    "synthetic"
+)
+
+
+@pytest.fixture
+def voc_missing_root(tmp_path) -> list[str]:
+    """A file dataset whose root does not exist: reading anything would fail naming the root."""
+    return ["dataset=pascal_voc", f"dataset.root={tmp_path / 'no-such-root'}"]
+
+
+def test_refused_in_one_line_before_data_or_checkpoints(voc_missing_root, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        "cfnet.train", *voc_missing_root, "model.heads=3", f"hydra.run.dir={run_dir}", check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [HEADS_LINE]
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "csv").exists()
+
+
+TRAIN_CASES = [  # (overrides, the one line on stderr, or its start)
+    (["model.k=0"], "error: model.k=0: must be a positive integer; allowed: 1, 2, 3, ..."),
+    (["model.heads=0"], "error: model.heads=0: must be a positive integer; allowed: 1, 2, 3, ..."),
+    (["model.heads=-2"], "error: model.heads=-2: must be a positive integer"),
+    (
+        ["model.channels=500", "model.heads=8"],
+        "error: model.heads=8: model.channels (500) must be ",
+    ),
+    (["model.output_stride=4"], "error: model.output_stride=4: allowed: 8, 16"),
+    (["model.attention_impl=flash"], "error: model.attention_impl='flash': allowed: naive, sdpa"),
+    (["model.backbone=vit_base_patch16_224"], "error: model.backbone: backbone 'vit_base_patch16_"),
+    (["dataset.crop_size=0"], "error: dataset.crop_size=0: must be a positive integer"),
+    (
+        ["dataset.base_size=200", "dataset.scale_range=[0.5,1.0]", "dataset.crop_size=480"],
+        "error: dataset.crop_size=480: larger than the largest rescaled image "
+        "(dataset.scale_range[1] × dataset.base_size = 1.0 × 200 = 200), so every crop would be "
+        "padding on two sides; allowed: 1 .. 200",
+    ),
+    (["dataset.scale_range=[2.0,1.0]"], "error: dataset.scale_range=[2.0, 1.0]: must be [low, "),
+    (
+        ["dataset.batch_size=1"],
+        "error: dataset.batch_size=1: the global-pooling branch (model.use_gp) needs at least 2 "
+        "images per process (1 process(es)); allowed: 2, 3, 4, ...",
+    ),
+    (
+        ["trainer=ddp_cpu", "dataset.batch_size=15"],
+        "error: dataset.batch_size=15: the global batch must be divisible by the number of "
+        "processes (trainer.devices × trainer.num_nodes = 2); allowed: 2, 4, 6, 8, ...",
+    ),
+    (["trainer.devices=0"], "error: trainer.devices=0: allowed: a count 1, 2, ..., -1 (all), "),
+    (["trainer.precision=17"], "error: trainer: Precision 17 is invalid. Allowed precision "),
+    (
+        ["dataset.on_bad_sample=ignore"],
+        "error: dataset.on_bad_sample='ignore': allowed: error, skip",
+    ),
+    (
+        ["dataset=pascal", "model=cfnet"],
+        f"error: dataset=pascal: no such option in conf/dataset/; allowed: {DATASETS}",
+    ),
+    (["model=cfnet2"], "error: model=cfnet2: no such option in conf/model/; allowed: cfnet, fcn"),
+    (["-m", "model=fcn,cfnet2"], "error: model=cfnet2: no such option in conf/model/; allowed: "),
+]
+
+
+def _option(arg: str) -> bool:
+    return not arg.startswith("-")
+
+
+def test_each_impossible_setting_is_one_line_naming_its_key(voc_missing_root, tmp_path):
+    calls = [  # options (-m) before the overrides, as argparse wants them
+        (
+            "cfnet.train",
+            sorted([*voc_missing_root, *case, f"hydra.run.dir={tmp_path / str(i)}"], key=_option),
+        )
+        for i, (case, _) in enumerate(TRAIN_CASES)
+    ]
+    calls += [
+        ("cfnet.evaluate", ["dataset=nope", "ckpt_path=x.ckpt"]),
+        ("cfnet.evaluate", ["ckpt_path=x.ckpt", "dataset.eval_batch_size=0"]),
+        ("cfnet.export", ["ckpt_path=x.ckpt", "height=0", f"hydra.run.dir={tmp_path / 'e'}"]),
+        ("cfnet.stats", ["dataset=nope"]),
+    ]
+    expected = [line for _, line in TRAIN_CASES] + [
+        f"error: dataset=nope: no such option in conf/dataset/; allowed: {DATASETS}",
+        "error: dataset.eval_batch_size=0: must be a positive integer; allowed: 1, 2, 3, ...",
+        "error: height=0: must be a positive integer; allowed: 1, 2, 3, ...",
+        f"error: dataset=nope: no such option in conf/dataset/; allowed: {DATASETS}",
+    ]
+    full_error = ["model.heads=3", f"hydra.run.dir={tmp_path / 'full'}"]
+    *results, traceback = run_cli_batch(
+        [*calls, ("cfnet.train", full_error, {"HYDRA_FULL_ERROR": "1"})], tmp_path
+    )
+    for call, result, line in zip(calls, results, expected, strict=True):
+        where = f"{' '.join(call[1])}:\n{result.stderr}"
+        assert result.returncode == 2, where
+        assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr, where
+        assert result.stderr.startswith(line), where
+    assert not any(tmp_path.glob("*/checkpoints"))
+    # HYDRA_FULL_ERROR=1: the whole traceback, for debugging
+    assert traceback.returncode == 1
+    assert "Traceback (most recent call last)" in traceback.stderr
+    assert "ValueError: model.heads=3: model.channels (64) must be divisible" in traceback.stderr
