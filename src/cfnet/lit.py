@@ -32,6 +32,10 @@ def _plain(node: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
     return dict(node)
 
 
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite (diverged, or broken inputs)."""
+
+
 class SegmentationModule(L.LightningModule):
     """Trains and evaluates a ``Segmentor`` (CFNet, FCN) with the paper's recipe."""
 
@@ -139,9 +143,35 @@ class SegmentationModule(L.LightningModule):
             se_weight=self.hparams.se_weight,
             ignore_index=self.hparams.ignore_index,
         )
+        self._stop_if_not_finite(terms, batch_idx)
         self.log("train/loss", terms["total"], prog_bar=True)
         self.log_dict({f"train/loss_{k}": v for k, v in terms.items() if k != "total"})
         return terms["total"]
+
+    def _stop_if_not_finite(self, terms: dict[str, Tensor], batch_idx: int) -> None:
+        """Stop before a non-finite loss reaches the weights.
+
+        Raised from ``training_step``, i.e. before backward and the optimiser step: the weights
+        stay those of the last good step and no checkpoint is written after it (``best-*.ckpt``
+        and ``last.ckpt`` keep their bytes; the preemption callback saves on SIGTERM only). One
+        all-reduce of a flag per step makes every DDP process stop together, not just the one
+        that saw the NaN.
+        """
+        values = torch.stack([v.detach().float() for v in terms.values()])
+        bad = bool(~torch.isfinite(values).all())
+        if not self.trainer.strategy.reduce_boolean_decision(bad, all=False):
+            return
+        if bad:
+            named = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+            rank = f" on process {self.global_rank}" if self.trainer.world_size > 1 else ""
+        else:
+            named, rank = "finite here", " on another process"
+        raise NonFiniteLossError(
+            f"non-finite training loss{rank} at step {self.global_step} (epoch "
+            f"{self.current_epoch}, batch {batch_idx}): {named}; stopped before updating the "
+            "weights, the checkpoints already written are left as they were (lower "
+            "optim.optimizer.lr, or check the data)"
+        )
 
     def configure_optimizers(self) -> dict[str, Any]:
         """SGD; the heads learn at ``head_lr_mult`` × the backbone LR; poly decay per iteration."""
