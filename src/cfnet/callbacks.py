@@ -1,15 +1,20 @@
-"""Callbacks: per-class reports in the run dir and on the console, W&B tables and mask images."""
+"""Callbacks: per-class reports in the run dir and on the console, W&B tables and mask images,
+RNG states and preemption checkpoints for exact resumes."""
 
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from rich.console import Console
 from rich.table import Table
 
@@ -224,3 +229,61 @@ class RNGStateCheckpoint(L.Callback):
         )
         version, internal, gauss_next = states["python"]
         random.setstate((version, tuple(internal), gauss_next))
+
+
+class PreemptionCheckpoint(Checkpoint):
+    """On SIGTERM, save a checkpoint to resume from, at the step where training stopped.
+
+    SIGTERM is how a plain cluster, Kubernetes and SLURM (preemption, time limit, ``scancel``,
+    ``scontrol requeue``) stop a job. Lightning turns it into ``SIGTERMException`` at the next
+    batch boundary (on every DDP process); this callback then saves the whole training state
+    there -- weights, optimiser, LR schedule, loops, RNG states, the loader's position within the
+    epoch -- as Lightning's ``<run dir>/hpc_ckpt_<N>.ckpt``: on SLURM, a requeued job started
+    with ``ckpt_path=null`` resumes from the newest of them by itself; elsewhere, pass it as
+    ``ckpt_path``. Nothing is saved for any other exception (a NaN loss must not overwrite good
+    checkpoints) nor outside fitting.
+
+    A SIGTERM during a validation of fitting lets that validation finish first (its metrics, and
+    the best / last checkpoints written after it, would otherwise be lost: Lightning 2.6 stops the
+    validation half-way and a run resumed from there does not run it again). The job then needs a
+    grace period (SLURM ``KillWait``, Kubernetes ``terminationGracePeriodSeconds``) longer than one
+    validation pass; were it killed sooner, the checkpoints of the previous epoch are intact.
+
+    A ``Checkpoint`` subclass, so Lightning runs its hooks after every other callback's and after
+    the ``ModelCheckpoint``-s listed before it (``conf/callbacks/default.yaml``).
+    """
+
+    def __init__(self) -> None:
+        self.saved: str | None = None
+        self.deferred = False  # a SIGTERM held back until the running validation is complete
+
+    def on_validation_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+        if fitting and trainer.received_sigterm:  # Lightning would stop after this batch
+            trainer._signal_connector.received_sigterm = False
+            self.deferred = True
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # The ModelCheckpoint-s have saved (their hooks ran before this one): hand the SIGTERM
+        # back; the training loop stops at its next check, right after this validation.
+        if self.deferred:
+            self.deferred = False
+            trainer._signal_connector.received_sigterm = True
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:
+            return
+        if trainer.sanity_checking or trainer.global_step == 0:
+            return  # nothing trained yet: starting again loses nothing
+        # Lightning's numbering (hpc_ckpt_1, _2, ...) and place, which its SLURM resume reads.
+        self.saved = trainer._checkpoint_connector.hpc_save_path(trainer.default_root_dir)
+        trainer.save_checkpoint(self.saved, weights_only=False)  # the full training state
+        if trainer.is_global_zero:
+            print(
+                f"SIGTERM: saved a resumable checkpoint at step {trainer.global_step}: "
+                f"{self.saved} (resume: python -m cfnet.train ckpt_path={self.saved} ...; a "
+                "requeued SLURM job with the same run dir resumes from it by itself)",
+                file=sys.stderr,
+            )

@@ -1,0 +1,172 @@
+"""Pre-emption: SIGTERM (and SLURM's requeue) saves a resumable checkpoint where training stopped,
+and resuming from it ends with the weights, optimiser state, LR and step of the uninterrupted run.
+
+The runs are real processes receiving real signals from the test: ``WaitForSignal`` only marks
+the step (a file appears) and holds the run there until the signal has arrived.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, compose_config
+from helpers import TINY_RUN, run_cli, train_in_process
+
+# 12 images in batches of 4: 3 steps per epoch, 6 in all; random scale, crop and flip on.
+RUN = [
+    *TINY_RUN,
+    "dataset.sizes={train:12,val:4,test:2}",
+    "dataset.crop_size=48",
+    "dataset.scale_range=[0.75,1.25]",
+    "trainer.max_epochs=2",
+    "test=false",
+]
+WAIT = "+callbacks.wait._target_=helpers.WaitForSignal"
+TESTS_ON_PATH = {"PYTHONPATH": str(ROOT / "tests"), "PYTHONWARNINGS": "ignore"}
+# What Lightning's SLURMEnvironment reads to detect a (batch) SLURM job.
+SLURM_ENV = {
+    "SLURM_NTASKS": "1",
+    "SLURM_JOB_ID": "4242",
+    "SLURM_JOB_NAME": "cfnet-train",
+    "SLURM_PROCID": "0",
+    "SLURM_LOCALID": "0",
+    "SLURM_NODEID": "0",
+    "SLURM_NODELIST": "localhost",
+}
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> dict:
+    """The uninterrupted run's final checkpoint."""
+    run_dir = tmp_path_factory.mktemp("straight")
+    train_in_process(RUN, run_dir)
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+
+
+def start(run_dir: Path, *wait: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cfnet.train", *RUN, f"hydra.run.dir={run_dir}", WAIT, *wait],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **TESTS_ON_PATH, **(env or {})},
+    )
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"{path} never appeared:\n{process.communicate()[1][-3000:]}")
+        time.sleep(0.05)
+
+
+def assert_same_training_state(resumed: dict, straight: dict) -> None:
+    assert resumed["global_step"] == straight["global_step"] == 6
+    for name, tensor in straight["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][name], tensor, rtol=1e-5, atol=1e-6)
+    assert resumed["lr_schedulers"][0]["_last_lr"] == straight["lr_schedulers"][0]["_last_lr"]
+    assert resumed["lr_schedulers"][0]["last_epoch"] == straight["lr_schedulers"][0]["last_epoch"]
+    for key, state in straight["optimizer_states"][0]["state"].items():
+        torch.testing.assert_close(
+            resumed["optimizer_states"][0]["state"][key]["momentum_buffer"],
+            state["momentum_buffer"],
+            rtol=1e-5,
+            atol=1e-6,
+        )
+
+
+def test_sigterm_mid_epoch_saves_a_checkpoint_that_resumes_exactly(straight, tmp_path):
+    killed = tmp_path / "killed"
+    marker = tmp_path / "at-step-4"
+    job = start(killed, f"+callbacks.wait.marker={marker}", "+callbacks.wait.step=4")
+    wait_for(marker, job)  # epoch 1, after its first of three batches
+    job.send_signal(signal.SIGTERM)
+    _, stderr = job.communicate(timeout=120)
+    assert job.returncode == 143, stderr[-3000:]
+    saved = killed / "hpc_ckpt_1.ckpt"
+    assert f"SIGTERM: saved a resumable checkpoint at step 4: {saved}" in stderr
+    checkpoint = torch.load(saved, weights_only=True)
+    assert checkpoint["global_step"] == 4
+    assert checkpoint["SyntheticDataModule"] == {"epoch": 1, "batches": 1}
+
+    resumed = tmp_path / "resumed"
+    run_cli("cfnet.train", *RUN, f"ckpt_path={saved}", f"hydra.run.dir={resumed}")
+    last = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
+    assert_same_training_state(last, straight)
+
+
+def test_sigterm_during_validation_lets_it_finish_first(tmp_path):
+    marker = tmp_path / "in-validation"
+    job = start(tmp_path, f"+callbacks.wait.marker={marker}", "+callbacks.wait.in_validation=true")
+    wait_for(marker, job)  # epoch 0's validation, after its first of two batches
+    job.send_signal(signal.SIGTERM)
+    _, stderr = job.communicate(timeout=120)
+    assert job.returncode == 143, stderr[-3000:]
+    # the validation ran to its end: its metrics and the checkpoints written after it exist
+    assert (tmp_path / "metrics" / "val.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "best-epoch000.ckpt",
+        "last.ckpt",
+    ]
+    checkpoint = torch.load(tmp_path / "hpc_ckpt_1.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 3
+    assert checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] == 1
+
+
+def test_slurm_requeue_then_sigterm_and_the_requeued_job_resumes_by_itself(straight, tmp_path):
+    """SLURM's warning signal (SIGUSR1): Lightning's SLURM plugin saves hpc_ckpt_1 at once and
+    requeues the job (``scontrol requeue``; here a stand-in that records its arguments); SLURM
+    then stops the job with SIGTERM: cfnet saves hpc_ckpt_2 at the batch boundary. The requeued
+    job, same command and run dir, ``ckpt_path=null``, resumes from the newest by itself."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "scontrol.calls"
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    scontrol.chmod(0o755)
+    slurm = {**SLURM_ENV, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    run_dir, marker = tmp_path / "job", tmp_path / "at-step-4"
+
+    job = start(run_dir, f"+callbacks.wait.marker={marker}", "+callbacks.wait.step=4", env=slurm)
+    wait_for(marker, job)
+    job.send_signal(signal.SIGUSR1)
+    wait_for(calls, job)
+    job.send_signal(signal.SIGTERM)
+    _, stderr = job.communicate(timeout=120)
+    assert job.returncode == 143, stderr[-3000:]
+    assert calls.read_text() == "requeue 4242\n"
+    assert torch.load(run_dir / "hpc_ckpt_1.ckpt", weights_only=True)["global_step"] == 4
+    assert torch.load(run_dir / "hpc_ckpt_2.ckpt", weights_only=True)["global_step"] == 4
+
+    requeued = run_cli("cfnet.train", *RUN, f"hydra.run.dir={run_dir}", env=slurm)
+    assert f"Restoring states from the checkpoint path at {run_dir / 'hpc_ckpt_2.ckpt'}" in (
+        requeued.stdout + requeued.stderr
+    )
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert_same_training_state(last, straight)
+
+
+def test_on_slurm_the_trainer_requeues_on_sigusr1(monkeypatch, tmp_path):
+    """What ``sbatch --signal=USR1@<seconds>`` relies on: Lightning's SLURM environment, with
+    auto-requeue on SIGUSR1, is what the trainer config builds inside a SLURM job."""
+    from hydra.utils import instantiate
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    for key, value in SLURM_ENV.items():
+        monkeypatch.setenv(key, value)
+    cfg = compose_config("train", [f"trainer.default_root_dir={tmp_path}"])
+    trainer = instantiate(cfg.trainer, logger=False)
+    environment = trainer._accelerator_connector.cluster_environment
+    assert isinstance(environment, SLURMEnvironment)
+    assert environment.auto_requeue and environment.requeue_signal == signal.SIGUSR1
+    assert environment.job_id() == 4242
