@@ -53,14 +53,14 @@ TRAIN_CASES = [  # (overrides, the one line on stderr, or its start)
     (
         ["dataset.base_size=200", "dataset.scale_range=[0.5,1.0]", "dataset.crop_size=480"],
         "error: dataset.crop_size=480: larger than the largest rescaled image "
-        "(dataset.scale_range[1] × dataset.base_size = 1.0 × 200 = 200), so every crop would be "
-        "padding on two sides; allowed: 1 .. 200",
+        "(dataset.scale_range[1] × dataset.base_size = 1.0 × 200 = 200), so every crop would "
+        "hold padding on two sides; allowed: 1 .. 200",
     ),
     (["dataset.scale_range=[2.0,1.0]"], "error: dataset.scale_range=[2.0, 1.0]: must be [low, "),
     (
         ["dataset.batch_size=1"],
         "error: dataset.batch_size=1: the global-pooling branch (model.use_gp) needs at least 2 "
-        "images per process (1 process(es)); allowed: 2, 3, 4, ...",
+        "images per process (1 process); allowed: 2, 3, 4, ...",
     ),
     (
         ["trainer=ddp_cpu", "dataset.batch_size=15"],

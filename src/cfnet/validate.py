@@ -127,7 +127,7 @@ def check_dataset(dataset: DictConfig, training: bool) -> None:
         raise ValueError(
             f"dataset.crop_size={dataset.crop_size}: larger than the largest rescaled image "
             f"(dataset.scale_range[1] × dataset.base_size = {high} × {dataset.base_size} = "
-            f"{largest}), so every crop would be padding on two sides; allowed: 1 .. {largest}"
+            f"{largest}), so every crop would hold padding on two sides; allowed: 1 .. {largest}"
         )
 
 
@@ -168,7 +168,8 @@ def check_batch(dataset: DictConfig, trainer: DictConfig, model: DictConfig) -> 
         allowed = [m * count for m in range(2, 5)]
         raise ValueError(
             f"dataset.batch_size={batch}: the global-pooling branch (model.use_gp) needs at least "
-            f"2 images per process ({count} process(es)); allowed: {_allowed(allowed)}, ..."
+            f"2 images per process ({count} process{'es' if count > 1 else ''}); allowed: "
+            f"{_allowed(allowed)}, ..."
         )
 
 
