@@ -97,8 +97,15 @@ def check_group_choices(argv: list[str], config_dir: str = CONFIG_DIR) -> None:
     """
     args, _ = get_args_parser().parse_known_args(argv)
     for override in OverridesParser.create().parse_overrides(args.overrides):
-        group_dir = Path(config_dir) / override.key_or_group
-        if override.is_delete() or "." in override.key_or_group or not group_dir.is_dir():
+        group = override.key_or_group
+        group_dir = Path(config_dir) / group
+        # (hydra/...: options come from Hydra's plugins too, e.g. hydra/launcher=submitit_slurm)
+        if (
+            override.is_delete()
+            or "." in group
+            or group.startswith("hydra")
+            or not group_dir.is_dir()
+        ):
             continue
         if override.is_sweep_override():
             choices = list(override.sweep_string_iterator())
