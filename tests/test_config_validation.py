@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from cfnet.cli import check_group_choices
 from helpers import run_cli, run_cli_batch
 
 HEADS_LINE = (
@@ -120,3 +121,18 @@ def test_each_impossible_setting_is_one_line_naming_its_key(voc_missing_root, tm
     assert traceback.returncode == 1
     assert "Traceback (most recent call last)" in traceback.stderr
     assert "ValueError: model.heads=3: model.channels (64) must be divisible" in traceback.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["dataset=${oc.env:CFNET_DATASET,synthetic}"],  # resolved by Hydra later
+        ["-m", "model=glob(*)"],  # matched against the options by Hydra
+        ["dataset=null", "experiment=table2/acf", "+experiment=table3_kxh"],
+        ["hydra/launcher=submitit_slurm", "dataset.root=/data", "~callbacks.progress_bar"],
+        ["--cfg"],  # malformed: Hydra reports it in its own words
+        ["input=café,x"],
+    ],
+)
+def test_the_group_check_leaves_alone_what_only_hydra_can_judge(argv):
+    check_group_choices(argv)

@@ -4,16 +4,18 @@ of config-group options on the command line."""
 from __future__ import annotations
 
 import functools
+import io
 import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 from typing import Any
 
 from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ValueType
 from hydra.errors import InstantiationException
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
@@ -95,8 +97,13 @@ def check_group_choices(argv: list[str], config_dir: str = CONFIG_DIR) -> None:
     Hydra reports an unknown option over many lines (every file in the folder, partials included,
     and the search path), before any cfnet code runs; this says it in one line, first.
     """
-    args, _ = get_args_parser().parse_known_args(argv)
-    for override in OverridesParser.create().parse_overrides(args.overrides):
+    try:
+        with redirect_stderr(io.StringIO()):  # argparse's usage text: Hydra prints it itself
+            args, _ = get_args_parser().parse_known_args(argv)
+        overrides = OverridesParser.create().parse_overrides(args.overrides)
+    except (Exception, SystemExit):  # malformed command line: Hydra reports it in its words
+        return
+    for override in overrides:
         group = override.key_or_group
         group_dir = Path(config_dir) / group
         # (hydra/...: options come from Hydra's plugins too, e.g. hydra/launcher=submitit_slurm)
@@ -107,13 +114,17 @@ def check_group_choices(argv: list[str], config_dir: str = CONFIG_DIR) -> None:
             or not group_dir.is_dir()
         ):
             continue
+        if override.value_type == ValueType.GLOB_CHOICE_SWEEP:
+            continue  # Hydra matches a glob against the options itself
         if override.is_sweep_override():
             choices = list(override.sweep_string_iterator())
         else:
             choices = [override.value()]
         options = group_options(group_dir)
         for choice in choices:
-            if choice is not None and str(choice) not in options:
+            if choice is None or "${" in str(choice):  # null, or resolved later by Hydra
+                continue
+            if str(choice) not in options:
                 top = [o for o in options if "/" not in o]
                 raise ValueError(
                     f"{override.key_or_group}={choice}: no such option in conf/"
