@@ -96,10 +96,13 @@ def test_each_impossible_setting_is_one_line_naming_its_key(voc_missing_root, tm
         for i, (case, _) in enumerate(TRAIN_CASES)
     ]
     calls += [
-        ("cfnet.evaluate", ["dataset=nope", "ckpt_path=x.ckpt"]),
-        ("cfnet.evaluate", ["ckpt_path=x.ckpt", "dataset.eval_batch_size=0"]),
+        ("cfnet.evaluate", ["dataset=nope", "ckpt_path=x.ckpt", f"hydra.run.dir={tmp_path}"]),
+        (
+            "cfnet.evaluate",
+            ["ckpt_path=x.ckpt", "dataset.eval_batch_size=0", f"hydra.run.dir={tmp_path}"],
+        ),
         ("cfnet.export", ["ckpt_path=x.ckpt", "height=0", f"hydra.run.dir={tmp_path / 'e'}"]),
-        ("cfnet.stats", ["dataset=nope"]),
+        ("cfnet.stats", ["dataset=nope", f"hydra.run.dir={tmp_path}"]),
     ]
     expected = [line for _, line in TRAIN_CASES] + [
         f"error: dataset=nope: no such option in conf/dataset/; allowed: {DATASETS}",
