@@ -70,6 +70,15 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> Non
         time.sleep(0.05)
 
 
+def finish(process: subprocess.Popen, timeout: float = 120) -> str:
+    """Wait for the stopped job; its stderr. A job that does not end is killed, not left behind."""
+    try:
+        return process.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+
+
 def assert_same_training_state(resumed: dict, straight: dict) -> None:
     assert resumed["global_step"] == straight["global_step"] == 6
     for name, tensor in straight["state_dict"].items():
@@ -91,7 +100,7 @@ def test_sigterm_mid_epoch_saves_a_checkpoint_that_resumes_exactly(straight, tmp
     job = start(killed, f"+callbacks.wait.marker={marker}", "+callbacks.wait.step=4")
     wait_for(marker, job)  # epoch 1, after its first of three batches
     job.send_signal(signal.SIGTERM)
-    _, stderr = job.communicate(timeout=120)
+    stderr = finish(job)
     assert job.returncode == 143, stderr[-3000:]
     saved = killed / "hpc_ckpt_1.ckpt"
     assert f"SIGTERM: saved a resumable checkpoint at step 4: {saved}" in stderr
@@ -110,7 +119,7 @@ def test_sigterm_during_validation_lets_it_finish_first(tmp_path):
     job = start(tmp_path, f"+callbacks.wait.marker={marker}", "+callbacks.wait.in_validation=true")
     wait_for(marker, job)  # epoch 0's validation, after its first of two batches
     job.send_signal(signal.SIGTERM)
-    _, stderr = job.communicate(timeout=120)
+    stderr = finish(job)
     assert job.returncode == 143, stderr[-3000:]
     # the validation ran to its end: its metrics and the checkpoints written after it exist
     assert (tmp_path / "metrics" / "val.json").is_file()
@@ -142,7 +151,7 @@ def test_slurm_requeue_then_sigterm_and_the_requeued_job_resumes_by_itself(strai
     job.send_signal(signal.SIGUSR1)
     wait_for(calls, job)
     job.send_signal(signal.SIGTERM)
-    _, stderr = job.communicate(timeout=120)
+    stderr = finish(job)
     assert job.returncode == 143, stderr[-3000:]
     assert calls.read_text() == "requeue 4242\n"
     assert torch.load(run_dir / "hpc_ckpt_1.ckpt", weights_only=True)["global_step"] == 4
