@@ -134,6 +134,7 @@ def test_each_impossible_setting_is_one_line_naming_its_key(voc_missing_root, tm
         ["dataset=null", "experiment=table2/acf", "+experiment=table3_kxh"],
         ["hydra/launcher=submitit_slurm", "dataset.root=/data", "~callbacks.progress_bar"],
         ["--cfg"],  # malformed: Hydra reports it in its own words
+        ["-m", "model=interval(0,1)"],
         ["input=café,x"],
     ],
 )

@@ -116,10 +116,11 @@ def check_group_choices(argv: list[str], config_dir: str = CONFIG_DIR) -> None:
             continue
         if override.value_type == ValueType.GLOB_CHOICE_SWEEP:
             continue  # Hydra matches a glob against the options itself
-        if override.is_sweep_override():
-            choices = list(override.sweep_string_iterator())
-        else:
-            choices = [override.value()]
+        try:
+            sweep = override.is_sweep_override()
+            choices = list(override.sweep_string_iterator()) if sweep else [override.value()]
+        except Exception:  # a sweep Hydra cannot list (interval(...)): Hydra reports it
+            continue
         options = group_options(group_dir)
         for choice in choices:
             if choice is None or "${" in str(choice):  # null, or resolved later by Hydra
