@@ -71,6 +71,10 @@ TRAIN_CASES = [  # (overrides, the one line on stderr, or its start)
     (["trainer.devices=0"], "error: trainer.devices=0: allowed: a count 1, 2, ..., -1 (all), "),
     (["trainer.precision=17"], "error: trainer: Precision 17 is invalid. Allowed precision "),
     (
+        ["dataset.loader_timeout=-1"],
+        "error: dataset.loader_timeout=-1: seconds per batch, a number >= 0 (0: no limit)",
+    ),
+    (
         ["dataset.on_bad_sample=ignore"],
         "error: dataset.on_bad_sample='ignore': allowed: error, skip",
     ),
@@ -81,6 +85,10 @@ TRAIN_CASES = [  # (overrides, the one line on stderr, or its start)
     (["model=cfnet2"], "error: model=cfnet2: no such option in conf/model/; allowed: cfnet, fcn"),
     (["-m", "model=fcn,cfnet2"], "error: model=cfnet2: no such option in conf/model/; allowed: "),
 ]
+
+
+# predict's own options are checked before its input, output or checkpoint are looked at
+PREDICT_ARGS = ["ckpt_path=missing.ckpt", "input=missing/", "output=out/"]
 
 
 def _option(arg: str) -> bool:
@@ -103,12 +111,18 @@ def test_each_impossible_setting_is_one_line_naming_its_key(voc_missing_root, tm
         ),
         ("cfnet.export", ["ckpt_path=x.ckpt", "height=0", f"hydra.run.dir={tmp_path / 'e'}"]),
         ("cfnet.stats", ["dataset=nope", f"hydra.run.dir={tmp_path}"]),
+        ("cfnet.predict", ["dataset=nope", *PREDICT_ARGS, f"hydra.run.dir={tmp_path}"]),
+        ("cfnet.predict", ["export=kitti", *PREDICT_ARGS, f"hydra.run.dir={tmp_path}"]),
+        ("cfnet.predict", ["overlay_alpha=2", *PREDICT_ARGS, f"hydra.run.dir={tmp_path}"]),
     ]
     expected = [line for _, line in TRAIN_CASES] + [
         f"error: dataset=nope: no such option in conf/dataset/; allowed: {DATASETS}",
         "error: dataset.eval_batch_size=0: must be a positive integer; allowed: 1, 2, 3, ...",
         "error: height=0: must be a positive integer; allowed: 1, 2, 3, ...",
         f"error: dataset=nope: no such option in conf/dataset/; allowed: {DATASETS}",
+        f"error: dataset=nope: no such option in conf/dataset/; allowed: {DATASETS}",
+        "error: export='kitti': allowed: null, voc, cityscapes",
+        "error: overlay_alpha=2: must be a number in [0, 1]",
     ]
     full_error = ["model.heads=3", f"hydra.run.dir={tmp_path / 'full'}"]
     *results, traceback = run_cli_batch(

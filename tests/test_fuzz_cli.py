@@ -143,3 +143,45 @@ def test_a_worker_killed_while_reading_stops_the_run_and_the_file_is_named(tmp_p
     named = re.escape(repr(str(victim)))
     note = rf"note: DataLoader worker \(pid \d+\) never finished reading {named}; if it died"
     assert re.fullmatch(note + " or failed there, that file is the likely cause", last), last
+
+
+HANGS_READING = """
+    import runpy, sys, time
+    import torch.utils.data
+    import cfnet.data.files as files
+
+    read = files.read_rgb_image
+
+    def read_or_hang(path, allow_greyscale):  # a stalled mount, a decoder that never returns
+        if torch.utils.data.get_worker_info() is not None and path.name == {name!r}:
+            time.sleep(3600)
+        return read(path, allow_greyscale)
+
+    files.read_rgb_image = read_or_hang
+    sys.argv[0] = "cfnet.train"
+    runpy.run_module("cfnet.train", run_name="__main__")
+"""
+
+
+def test_a_worker_stuck_reading_stops_the_run_after_the_loader_timeout_naming_the_file(tmp_path):
+    """No hang: after ``dataset.loader_timeout`` s without a batch the run stops in one line, and
+    the file the silent worker was reading is named at exit."""
+    root = tmp_path / "root"
+    make_voc_tree(root, train=GOOD_TRAIN, val=["2008_000100"])
+    victim = root / VOC / "JPEGImages" / f"{GOOD_TRAIN[3]}.jpg"
+    script = tmp_path / "hangs_reading.py"
+    script.write_text(textwrap.dedent(HANGS_READING.format(name=victim.name)))
+    result = train(tmp_path / "run", root, "dataset.loader_timeout=3", script=script)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert errors == [
+        "error: DataLoader timed out after 3 seconds (dataset.loader_timeout): a loader worker "
+        "sent no batch in that time, e.g. stuck reading a file (a stalled filesystem); its file "
+        "is named below"
+    ], result.stderr[-3000:]
+    named = re.escape(repr(str(victim)))
+    assert re.fullmatch(
+        rf"note: DataLoader worker \(pid \d+\) never finished reading {named};.*", lines[-1]
+    )

@@ -62,6 +62,11 @@ def _message(err: BaseException) -> str | None:
         return f"{key}: {cause}" if key else str(cause)
     if isinstance(err, USER_ERRORS):
         return _worker_message(str(err))
+    if isinstance(err, RuntimeError) and str(err).startswith("DataLoader timed out"):
+        return (  # cfnet.data.inflight prints the file the silent worker was reading, at exit
+            f"{err} (dataset.loader_timeout): a loader worker sent no batch in that time, e.g. "
+            "stuck reading a file (a stalled filesystem); its file is named below"
+        )
     return None
 
 

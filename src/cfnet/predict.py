@@ -24,11 +24,12 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from cfnet.atomic import write_atomically
-from cfnet.cli import CONFIG_DIR, user_errors
+from cfnet.cli import CONFIG_DIR, checked_groups, user_errors
 from cfnet.data.base import eval_transform
 from cfnet.data.io import IMAGE_SUFFIXES, read_any_image
 from cfnet.data.labels import CITYSCAPES_TRAIN_NAMES, cityscapes_train_to_label_id
 from cfnet.lit import SegmentationModule
+from cfnet.validate import check_predict_config
 from cfnet.viz import overlay, palette_png
 
 
@@ -135,6 +136,7 @@ def save_png(image: Image.Image, path: Path) -> None:
 
 @torch.no_grad()
 def predict(cfg: DictConfig) -> list[Path]:
+    check_predict_config(cfg)
     source, output = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
     images = list_inputs(source)
     plans = plan_outputs(images, source, output, cfg.overwrite, cfg.export)
@@ -163,6 +165,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     return written
 
 
+@checked_groups
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
     with user_errors():

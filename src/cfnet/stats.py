@@ -62,6 +62,7 @@ def label_statistics(cfg: DictConfig) -> dict[str, Any]:
         counts,
         batch_size=None,  # one histogram at a time, no collation
         num_workers=datamodule.num_workers,
+        timeout=datamodule.loader_timeout_s(),
     )
     pixels = np.zeros(datamodule.num_classes, np.int64)
     ignored, images, skipped = 0, 0, []

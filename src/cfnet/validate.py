@@ -113,6 +113,11 @@ def check_dataset(dataset: DictConfig, training: bool) -> None:
         positive_int(f"dataset.{key}", dataset[key])
     if not _is_int(dataset.num_workers) or dataset.num_workers < 0:
         raise ValueError(f"dataset.num_workers={dataset.num_workers!r}: allowed: 0, 1, 2, ...")
+    timeout = dataset.loader_timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+        raise ValueError(
+            f"dataset.loader_timeout={timeout!r}: seconds per batch, a number >= 0 (0: no limit)"
+        )
     one_of("dataset.on_bad_sample", dataset.on_bad_sample, ON_BAD_SAMPLE)
     scales = list(dataset.scale_range)
     if len(scales) != 2 or not all(isinstance(s, int | float) for s in scales):
@@ -185,3 +190,18 @@ def check_eval_config(cfg: DictConfig) -> None:
     """``cfnet.evaluate``: the model comes from the checkpoint; dataset and trainer are checked."""
     check_dataset(cfg.dataset, training=False)
     check_trainer(cfg.trainer)
+
+
+PREDICT_EXPORTS = (None, "voc", "cityscapes")
+
+
+def check_predict_config(cfg: DictConfig) -> None:
+    """``cfnet.predict``: the model comes from the checkpoint; its own options are checked."""
+    check_dataset(cfg.dataset, training=False)
+    if cfg.export not in PREDICT_EXPORTS:  # (YAML's null is Python's None)
+        raise ValueError(f"export={cfg.export!r}: allowed: null, voc, cityscapes")
+    alpha = cfg.overlay_alpha
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
+        raise ValueError(f"overlay_alpha={alpha!r}: must be a number in [0, 1]")
+    if not isinstance(cfg.overwrite, bool):
+        raise ValueError(f"overwrite={cfg.overwrite!r}: allowed: true, false")

@@ -195,6 +195,7 @@ class SegmentationDataModule(L.LightningDataModule):
     batch_size: int
     eval_batch_size: int
     num_workers: int
+    loader_timeout: float  # s per batch from a worker before the run stops (0: no limit)
     base_size: int
     crop_size: int
     scale_range: list[float]
@@ -304,6 +305,7 @@ class SegmentationDataModule(L.LightningDataModule):
             collate_fn=self._collate(),  # equal crops: a plain stack, plus the skip messages
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            timeout=self.loader_timeout_s(),
             pin_memory=torch.cuda.is_available(),
         )
         loader.resume(self._resume_at)
@@ -321,6 +323,12 @@ class SegmentationDataModule(L.LightningDataModule):
             self._train_loader.resume(state_dict)
         else:
             self._resume_at = dict(state_dict)
+
+    def loader_timeout_s(self) -> float:
+        """A stalled read (a hung network mount, a decoder that never returns) must not hang the
+        run: PyTorch raises once a worker is silent for ``loader_timeout`` s, and the file it was
+        reading is named at exit (``cfnet.data.inflight``). Workers only: 0 without them."""
+        return self.loader_timeout if self.num_workers > 0 else 0
 
     def _eval_loader(self, role: str) -> DataLoader:
         dataset = self.datasets[role]
@@ -344,6 +352,7 @@ class SegmentationDataModule(L.LightningDataModule):
             shuffle=False,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            timeout=self.loader_timeout_s(),
             collate_fn=self._collate(),
         )
 
