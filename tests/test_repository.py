@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ("src", "conf", "tests", "benchmarks")
+SHIPPED = ("src", "conf", "tests", "benchmarks", "notebooks")
 
 
 def _in_git_checkout() -> bool:
@@ -32,7 +32,7 @@ def test_no_shipped_file_is_git_ignored():
         for top in SHIPPED
         for p in (ROOT / top).rglob("*")
         if p.is_file()
-        and p.suffix in {".py", ".yaml", ".md", ".json"}
+        and p.suffix in {".py", ".yaml", ".md", ".json", ".ipynb"}
         and "__pycache__" not in p.parts
     ]
     assert files
@@ -44,3 +44,22 @@ def test_no_shipped_file_is_git_ignored():
         text=True,
     ).stdout.split()
     assert ignored == [], f"git ignores files the package needs: {ignored}"
+
+
+def test_notebooks_are_committed_without_outputs():
+    """Outputs (pictures, logs, timings) would bloat the history and go stale; `make test` runs the
+    notebooks and `make figures` saves their pictures under docs/img instead."""
+    import nbformat
+
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert [p.name for p in notebooks] == [
+        "01_quickstart.ipynb",
+        "02_cooccurrence_attention.ipynb",
+        "03_ablations.ipynb",
+    ]
+    for path in notebooks:
+        notebook = nbformat.read(path, as_version=4)
+        nbformat.validate(notebook)
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, path.name
