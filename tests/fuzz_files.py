@@ -262,54 +262,38 @@ def truncation_cases() -> list[Case]:
     return out
 
 
+DECLARED_SIZE_WRITERS = {  # kind → (target, writer of a file whose header declares w × h)
+    "png_image": (
+        "image",
+        lambda w, h: replace_with(lambda rng: png_with_size(noise_png(rng), w, h)),
+    ),
+    "png_label": ("label", lambda w, h: transform(lambda data, rng: png_with_size(data, w, h))),
+    "jpeg_image": ("image", lambda w, h: transform(lambda data, rng: jpeg_with_size(data, w, h))),
+}
+
+
+def _declared_size_cases(w: int, h: int, expect: str, kinds: tuple[str, ...]) -> list[Case]:
+    """One case per kind of file (``DECLARED_SIZE_WRITERS``) whose header declares w × h."""
+    return [
+        Case(
+            f"{kind}_{w}x{h}",
+            DECLARED_SIZE_WRITERS[kind][0],
+            DECLARED_SIZE_WRITERS[kind][1](w, h),
+            expect,
+        )
+        for kind in kinds
+    ]
+
+
 def dimension_cases() -> list[Case]:
     """Headers declaring no pixels, or more than the limit (with nothing behind to decode)."""
     out = []
     for w, h in ((0, HEIGHT), (WIDTH, 0), (0, 0)):
-        out += [
-            Case(
-                f"png_image_{w}x{h}",
-                "image",
-                replace_with(lambda rng, w=w, h=h: png_with_size(noise_png(rng), w, h)),
-                NO_PIXELS,
-            ),
-            Case(
-                f"png_label_{w}x{h}",
-                "label",
-                transform(lambda data, rng, w=w, h=h: png_with_size(data, w, h)),
-                NO_PIXELS,
-            ),
-            Case(
-                f"jpeg_image_{w}x{h}",
-                "image",
-                transform(lambda data, rng, w=w, h=h: jpeg_with_size(data, w, h)),
-                NO_PIXELS,
-            ),
-        ]
+        out += _declared_size_cases(w, h, NO_PIXELS, ("png_image", "png_label", "jpeg_image"))
     for w, h in ((100_000, 100_000), (10_000, 9_000), (1, 90_000_000)):
-        out += [
-            Case(
-                f"png_image_{w}x{h}",
-                "image",
-                replace_with(lambda rng, w=w, h=h: png_with_size(noise_png(rng), w, h)),
-                TOO_LARGE,
-            ),
-            Case(
-                f"png_label_{w}x{h}",
-                "label",
-                transform(lambda data, rng, w=w, h=h: png_with_size(data, w, h)),
-                TOO_LARGE,
-            ),
-        ]
-    for w, h in ((65_535, 65_535), (9_500, 9_500)):
-        out.append(
-            Case(
-                f"jpeg_image_{w}x{h}",
-                "image",
-                transform(lambda data, rng, w=w, h=h: jpeg_with_size(data, w, h)),
-                TOO_LARGE,
-            )
-        )
+        out += _declared_size_cases(w, h, TOO_LARGE, ("png_image", "png_label"))
+    for w, h in ((65_535, 65_535), (9_500, 9_500)):  # a JPEG header holds at most 65,535
+        out += _declared_size_cases(w, h, TOO_LARGE, ("jpeg_image",))
     return out
 
 
