@@ -192,14 +192,14 @@ def check_eval_config(cfg: DictConfig) -> None:
     check_trainer(cfg.trainer)
 
 
-PREDICT_EXPORTS = (None, "voc", "cityscapes")
+PREDICT_EXPORTS = ("voc", "cityscapes")  # cfnet.predict export=...; null: masks + overlays
 
 
 def check_predict_config(cfg: DictConfig) -> None:
     """``cfnet.predict``: the model comes from the checkpoint; its own options are checked."""
     check_dataset(cfg.dataset, training=False)
-    if cfg.export not in PREDICT_EXPORTS:  # (YAML's null is Python's None)
-        raise ValueError(f"export={cfg.export!r}: allowed: null, voc, cityscapes")
+    if cfg.export is not None and cfg.export not in PREDICT_EXPORTS:
+        raise ValueError(f"export={cfg.export!r}: allowed: null, {_allowed(PREDICT_EXPORTS)}")
     alpha = cfg.overlay_alpha
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
         raise ValueError(f"overlay_alpha={alpha!r}: must be a number in [0, 1]")
