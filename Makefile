@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test lint format bench figures clean
+.PHONY: install train test test-slow test-gpu lint format bench figures clean
 
 install: $(STAMP)
 
@@ -23,6 +23,12 @@ train: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-slow: install  # the tests marked `slow` (minutes of CPU training each); CI runs them after `test`
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+test-gpu: install  # the tests marked `gpu`, on one GPU (they skip with a reason without CUDA)
+	$(BIN)/python -m pytest -m gpu tests $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks notebooks
