@@ -45,10 +45,11 @@ bench: install  # CKPT=<best.ckpt> also times the evaluation protocols on that c
 	$(BIN)/python benchmarks/make_docs.py
 
 # The README pictures (docs/img/*.png, docs/img/attention.json), drawn by the notebooks themselves.
-# Without arguments the notebooks train their own small models and run a smoke-budget sweep; to draw
+# Without arguments the notebooks train their own models at the `make train` budget and run a
+# smoke-budget sweep; to draw
 # existing runs: CKPT=<CFNet best.ckpt> FCN_CKPT=<FCN best.ckpt> SWEEPS=<sweep dir>:<sweep dir>
 figures: install
-	CFNET_FIGURES_DIR=docs/img CFNET_CKPT=$(CKPT) CFNET_FCN_CKPT=$(FCN_CKPT) CFNET_SWEEP_DIRS=$(SWEEPS) \
+	CFNET_NOTEBOOK_BUDGET=full CFNET_FIGURES_DIR=docs/img CFNET_CKPT=$(CKPT) CFNET_FCN_CKPT=$(FCN_CKPT) CFNET_SWEEP_DIRS=$(SWEEPS) \
 		$(BIN)/python -m pytest notebooks -q -p no:cacheprovider
 
 clean:

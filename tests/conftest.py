@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 import cfnet.cli  # noqa: F401  (registers the config resolvers, as every entry point does)
+
+# The notebooks (collected with the tests: pyproject's testpaths) train at the smoke budget under
+# pytest unless told otherwise (`make figures` sets full): seconds each, every cell executed. The
+# kernels nbmake starts inherit this environment. Their claims are asserted at full budget by the
+# slow tests in test_claims.py.
+os.environ.setdefault("CFNET_NOTEBOOK_BUDGET", "smoke")
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"

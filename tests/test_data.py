@@ -155,8 +155,8 @@ def test_synthetic_datamodule_loaders():
     dm = _datamodule("dataset.batch_size=4", "dataset.eval_batch_size=2")
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
-    assert batch["image"].shape == (4, 3, 160, 160) and batch["image"].dtype == torch.float32
-    assert batch["mask"].shape == (4, 160, 160) and batch["mask"].dtype == torch.long
+    assert batch["image"].shape == (4, 3, 96, 96) and batch["image"].dtype == torch.float32
+    assert batch["mask"].shape == (4, 96, 96) and batch["mask"].dtype == torch.long
     assert len(dm.train_dataloader()) == 3
     assert [b["image"].shape[0] for b in dm.val_dataloader()] == [2, 1]
 

@@ -53,3 +53,15 @@ def test_runs_are_found_or_refused_with_the_path(tmp_path):
     (tmp_path / ".hydra" / "config.yaml").write_text("dataset: {image_size: 96}\n")
     assert notebook.run_dir_of(best) == tmp_path.resolve()
     assert notebook.run_config(tmp_path).dataset.image_size == 96
+
+
+def test_budget_is_full_by_default_smoke_on_request_and_nothing_else(monkeypatch):
+    monkeypatch.delenv("CFNET_NOTEBOOK_BUDGET", raising=False)
+    assert notebook.budget() == "full" and notebook.budget_overrides() == ()
+    monkeypatch.setenv("CFNET_NOTEBOOK_BUDGET", "smoke")
+    assert "trainer.max_epochs=1" in notebook.budget_overrides()
+    monkeypatch.setenv("CFNET_NOTEBOOK_BUDGET", "tiny")
+    with pytest.raises(
+        ValueError, match=r"CFNET_NOTEBOOK_BUDGET='tiny': expected one of full, smoke"
+    ):
+        notebook.budget()

@@ -6,6 +6,11 @@ them to ``make figures``:
 
     CFNET_FIGURES_DIR   every figure passed to ``publish`` is also saved there as ``<name>.png``
     CFNET_CKPT, ...     each notebook documents the runs it can reuse instead of training
+    CFNET_NOTEBOOK_BUDGET  ``full`` (default: the ``make train`` quickstart, minutes per model) or
+                        ``smoke`` (seconds: checks that every cell runs, learns nothing). ``make
+                        test`` runs the notebooks at ``smoke``; the claims they draw (CFNet beats
+                        FCN, attention on the cues) are asserted at ``full`` only, and by the
+                        ``slow`` test ``tests/test_claims.py`` in CI.
 """
 
 from __future__ import annotations
@@ -21,6 +26,35 @@ from omegaconf import DictConfig, OmegaConf
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+
+# The smoke budget: 64² images, a tiny model, 32 training images, one epoch. Seconds per run.
+SMOKE = (
+    "model.backbone=resnet10t",
+    "model.channels=16",
+    "model.aux_channels=8",
+    "dataset.image_size=64",
+    "dataset.base_size=64",
+    "dataset.crop_size=64",
+    "dataset.sizes={train:32,val:8,test:8}",
+    "dataset.eval_batch_size=8",
+    "trainer.max_epochs=1",
+    "trainer.log_every_n_steps=1",  # two steps: log both, so the curves have points
+)
+BUDGETS = ("full", "smoke")
+
+
+def budget() -> str:
+    """``CFNET_NOTEBOOK_BUDGET``: ``full`` (default) or ``smoke``; anything else is refused."""
+    value = os.environ.get("CFNET_NOTEBOOK_BUDGET", "full")
+    if value not in BUDGETS:
+        raise ValueError(f"CFNET_NOTEBOOK_BUDGET={value!r}: expected one of {', '.join(BUDGETS)}")
+    return value
+
+
+def budget_overrides() -> tuple[str, ...]:
+    """The ``cfnet.train`` overrides of the budget: none at ``full``, ``SMOKE`` at ``smoke``."""
+    return SMOKE if budget() == "smoke" else ()
 
 
 def repo_root() -> Path:
