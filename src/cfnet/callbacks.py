@@ -181,6 +181,84 @@ class WandbSegmentation(L.Callback):
             self._log_table(trainer, pl_module, "test")
 
 
+class WandbCooccurrence(L.Callback):
+    """For a W&B logger: what the ACF module attends to, p(c|t), for a few query pixels of a
+    fixed set of val images, every ``every_n_epochs`` epochs and after the last one
+    (``viz.cooccurrence_figure`` of ``Segmentor.cooccurrence``: one picture per image and query
+    pixel, every head and mixture component), to watch co-occurrence being learnt.
+
+    Args:
+        num_images: the first ``num_images`` images of the val split (the same ones every time).
+        every_n_epochs: draw after every n-th validation epoch (and after the last epoch).
+        points: query pixels as (y, x) fractions of the image height and width.
+    """
+
+    def __init__(
+        self, num_images: int, every_n_epochs: int, points: list[tuple[float, float]]
+    ) -> None:
+        if num_images < 1 or every_n_epochs < 1:
+            raise ValueError(
+                f"num_images and every_n_epochs must be >= 1, got {num_images}, {every_n_epochs}"
+            )
+        if not points or any(not (0 <= f < 1) for point in points for f in point):
+            raise ValueError(f"points must be (y, x) fractions in [0, 1), got {points}")
+        self.num_images, self.every_n_epochs = num_images, every_n_epochs
+        self.points = [tuple(point) for point in points]
+
+    def _due(self, trainer: L.Trainer) -> bool:
+        epoch = trainer.current_epoch + 1
+        last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
+        return epoch % self.every_n_epochs == 0 or last or bool(trainer.fast_dev_run)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: SegmentationModule) -> None:
+        logger = WandbSegmentation._wandb(trainer)
+        if logger is None or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        if not self._due(trainer) or not hasattr(pl_module.net, "cooccurrence"):
+            return
+        import matplotlib.pyplot as plt
+        import wandb
+
+        from cfnet import viz
+
+        dataset = trainer.datamodule.datasets["val"]
+        hp = pl_module.hparams
+        pictures = []
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            with torch.no_grad():
+                for index in range(min(self.num_images, len(dataset))):
+                    sample = dataset[index]
+                    try:
+                        maps = pl_module.net.cooccurrence(
+                            sample["image"][None].to(pl_module.device)
+                        )
+                    except ValueError:  # a model without an ACF module (FCN, use_acf=false)
+                        return
+                    maps = maps._replace(
+                        **{
+                            f: getattr(maps, f).float().cpu()
+                            for f in ("components", "prior", "probability")
+                        }
+                    )
+                    image = denormalize(sample["image"], hp.mean, hp.std)
+                    height, width = image.shape[:2]
+                    for fy, fx in self.points:
+                        point = (int(fy * height), int(fx * width))
+                        fig = viz.cooccurrence_figure(image, maps, point)
+                        pictures.append(
+                            wandb.Image(fig, caption=f"{sample['name']} query (y, x)={point}")
+                        )
+                        plt.close(fig)
+        finally:
+            pl_module.train(was_training)
+        if pictures:
+            logger.experiment.log(
+                {"val/cooccurrence": pictures, "trainer/global_step": trainer.global_step}
+            )
+
+
 class RNGStateCheckpoint(L.Callback):
     """Stores the RNG states (torch, CUDA, numpy, python) in checkpoints and restores them on
     resume, so dropout and other random draws continue exactly as in an uninterrupted run.

@@ -28,7 +28,11 @@ warnings.filterwarnings("ignore", message=r".*is not supported by the model summ
 # Wrong for cfnet: the training stream's position is restored through the DataModule's state
 # (cfnet.data.sampling), which this check of the loader's own interface does not see.
 warnings.filterwarnings("ignore", message=r".*ended before the epoch ended and your dataloader.*")
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+# The configs: conf/ at the repository root (checkout, editable install), else the copy an
+# installed wheel carries as the data package cfnet.conf (pyproject.toml maps conf/ there).
+_CHECKOUT_CONF = Path(__file__).resolve().parents[2] / "conf"
+_WHEEL_CONF = Path(__file__).resolve().parent / "conf"
+CONFIG_DIR = str(_WHEEL_CONF if _WHEEL_CONF.is_dir() else _CHECKOUT_CONF)
 
 # Errors caused by what the user gave (config values, paths, files), as cfnet raises them;
 # Lightning's for a misconfigured Trainer; and a training run that diverged (non-finite loss).

@@ -15,7 +15,8 @@ The rules, and why each combination cannot work:
   ``heads`` (each head gets d = channels / heads query, key and value channels).
 * ``model.output_stride`` in {8, 16} (timm dilates Res-4/Res-5 for those only); ``model.phi``,
   ``model.attention_impl``, ``model.backbone`` (a timm ResNet) from their lists; dropouts in
-  [0, 1); ``model.pretrained`` a readable local weights file (read with ``weights_only=True``).
+  [0, 1); ``model.pretrained`` a readable local weights file (read with ``weights_only=True``),
+  ``imagenet`` or a timm pretrained tag of ``model.backbone``.
 * ``dataset.base_size`` and ``dataset.crop_size`` positive; ``dataset.scale_range`` = [low, high]
   with 0 < low <= high. The training pipeline pads every rescaled image up to the crop, so padding
   never forbids a crop; what cannot work is a crop larger than the *largest* rescaled image
@@ -34,6 +35,7 @@ The rules, and why each combination cannot work:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
@@ -41,7 +43,12 @@ from omegaconf import DictConfig
 from cfnet.checkpoints import read_weights
 from cfnet.data.base import ON_BAD_SAMPLE
 from cfnet.models.acf import ATTENTION_IMPLS, PHI_TRANSFORMS
-from cfnet.models.backbone import OUTPUT_STRIDES, check_backbone_name, check_pretrained_file
+from cfnet.models.backbone import (
+    OUTPUT_STRIDES,
+    check_backbone_name,
+    check_hub_cache,
+    resolve_pretrained,
+)
 
 
 def _allowed(values: Iterable[Any]) -> str:
@@ -101,8 +108,13 @@ def check_model(model: DictConfig) -> None:
     except ValueError as err:
         raise ValueError(f"model.backbone: {err}") from err
     if model.get("pretrained"):
-        try:  # tensors only (weights_only=True / safetensors): a pickle with code is refused
-            read_weights(check_pretrained_file(model.pretrained))
+        try:  # a file: tensors only (weights_only=True / safetensors), a pickle with code is
+            # refused; a hub tag: one timm knows (fetched later, by timm, when the model is built)
+            source = resolve_pretrained(str(model.pretrained), model.backbone)
+            if isinstance(source, Path):
+                read_weights(source)
+            else:
+                check_hub_cache(source)
         except (ValueError, FileNotFoundError) as err:
             raise type(err)(f"model.pretrained: {err}") from err
 

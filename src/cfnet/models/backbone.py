@@ -6,23 +6,35 @@ Res-5: stride 1, dilation 4); timm's ``output_stride=8`` builds exactly that pat
 (``resnet50d``, ``resnet101d``, ``resnet50s`` -- the authors' PSPNet-style stem --, ``resnet18d``,
 ``resnet10t``, ``seresnext50_32x4d``, ...).
 
-Pretrained weights never come from a hub at run time: ``pretrained`` is a path to a local
-``.pth``/``.pt``/``.bin``/``.safetensors`` state dict of the same timm architecture (a classifier
-checkpoint is fine; timm drops what the feature extractor does not use). ``.pth`` files are read
-with ``torch.load(weights_only=True)``, so loading a file never executes pickled code.
+``pretrained`` names ImageNet weights in one of three ways (``resolve_pretrained``):
+
+- a local ``.pth``/``.pt``/``.bin``/``.safetensors`` state dict of the same timm architecture (a
+  classifier checkpoint is fine; timm drops what the feature extractor does not use). ``.pth``
+  files are read with ``torch.load(weights_only=True)``, so loading never executes pickled code;
+- ``imagenet``: timm's default pretrained tag of the backbone (``resnet50s`` → ``gluon_in1k``);
+- a timm pretrained tag, ``resnet50s.gluon_in1k`` (or only ``gluon_in1k``).
+
+Tags are loaded by timm's own loader from the Hugging Face hub cache (``HF_HOME``; downloaded
+there on first use unless ``HF_HUB_OFFLINE=1``). Offline with the weights not in the cache, the
+error names the tag, the command that downloads it and the cache it goes to.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import pickle
 from pathlib import Path
 
 import timm
-from timm.models import is_model_in_modules
+from huggingface_hub import constants as hf_constants
+from huggingface_hub import try_to_load_from_cache
+from huggingface_hub.errors import LocalEntryNotFoundError
+from timm.models import get_pretrained_cfg, is_model_in_modules
 from torch import Tensor, nn
 
 OUTPUT_STRIDES: tuple[int, ...] = (8, 16)
+IMAGENET = "imagenet"  # model.pretrained: timm's default pretrained tag of the backbone
 WEIGHT_SUFFIXES: tuple[str, ...] = (".pth", ".pt", ".bin", ".safetensors")
 # timm's stage indices of Res-4 (reduction 16) and Res-5 (reduction 32) in features_only mode.
 RES4_RES5 = (3, 4)
@@ -51,8 +63,9 @@ def check_pretrained_file(pretrained: str | Path) -> Path:
     path = Path(pretrained).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
-            f"pretrained weights file {str(path)!r} does not exist (model.pretrained must be a "
-            f"local {'/'.join(WEIGHT_SUFFIXES)} file; nothing is downloaded)"
+            f"pretrained weights file {str(path)!r} does not exist (model.pretrained: a local "
+            f"{'/'.join(WEIGHT_SUFFIXES)} file, '{IMAGENET}' or a timm tag such as "
+            "resnet50s.gluon_in1k)"
         )
     if path.suffix not in WEIGHT_SUFFIXES:
         raise ValueError(
@@ -62,26 +75,94 @@ def check_pretrained_file(pretrained: str | Path) -> Path:
     return path
 
 
+def resolve_pretrained(pretrained: str, backbone: str) -> Path | str:
+    """What ``model.pretrained`` names: a local weights file (a checked ``Path``) or a timm
+    pretrained tag ``"<backbone>.<tag>"`` (a ``str``). Nothing is read or downloaded here.
+
+    A value is a file when it has a weights suffix, a path separator or exists; otherwise it is
+    ``imagenet`` or a tag, which must be one of timm's tags of ``backbone``.
+    """
+    path = Path(pretrained).expanduser()
+    if path.suffix in WEIGHT_SUFFIXES or os.sep in pretrained or path.exists():
+        return check_pretrained_file(path)
+    tags = timm.list_pretrained(f"{backbone}.*")
+    if pretrained == IMAGENET:
+        if not tags:
+            raise ValueError(
+                f"pretrained={IMAGENET!r}: timm has no pretrained weights for backbone "
+                f"{backbone!r}; pass a local weights file instead"
+            )
+        return f"{backbone}.{get_pretrained_cfg(backbone).tag}"
+    name = pretrained if "." in pretrained else f"{backbone}.{pretrained}"
+    if name not in tags:
+        arch = name.split(".", 1)[0]
+        hint = (
+            f"it is a tag of {arch!r}, set backbone={arch} too"
+            if arch != backbone and name in timm.list_pretrained(f"{arch}.*")
+            else f"timm's tags of {backbone!r}: {', '.join(tags) or 'none'}"
+        )
+        suffixes = "/".join(WEIGHT_SUFFIXES)
+        raise ValueError(
+            f"pretrained={pretrained!r} is neither a local weights file ({suffixes}) nor "
+            f"'{IMAGENET}' nor a timm pretrained tag of backbone {backbone!r} ({hint})"
+        )
+    return name
+
+
+def check_hub_cache(tag: str) -> None:
+    """Offline (``HF_HUB_OFFLINE=1``), the weights of a timm tag must already be in the HF cache:
+    say so in one line before anything is built. Online, timm downloads them when needed."""
+    if not hf_constants.HF_HUB_OFFLINE:
+        return
+    cfg = get_pretrained_cfg(tag)
+    # the files timm's hub loader asks for: the safetensors alternative first, then the default
+    names = ["model.safetensors", cfg.hf_hub_filename or "pytorch_model.bin"]
+    hub_id = cfg.hf_hub_id or f"timm/{tag}"
+    if not any(isinstance(try_to_load_from_cache(hub_id, name), str) for name in names):
+        raise _not_in_cache(tag)
+
+
+def _not_in_cache(tag: str) -> FileNotFoundError:
+    """The one-line error for hub weights that are neither in the cache nor downloadable."""
+    hub_id = get_pretrained_cfg(tag).hf_hub_id or f"timm/{tag}"
+    return FileNotFoundError(
+        f"pretrained weights {tag!r} are not in the Hugging Face cache "
+        f"{hf_constants.HF_HUB_CACHE} and cannot be downloaded "
+        f"({'HF_HUB_OFFLINE=1' if hf_constants.HF_HUB_OFFLINE else 'no connection to the hub'}): "
+        f"run `hf download {hub_id}` where there is network with the same HF_HOME, "
+        "or pass a local file: model.pretrained=/path/to/weights.safetensors"
+    )
+
+
 class Backbone(nn.Module):
     """timm dilated ResNet: images B×3×H×W → (Res-4, Res-5), both at H/os × W/os."""
 
     def __init__(self, name: str, output_stride: int, pretrained: str | None) -> None:
+        """Args:
+        name: timm ResNet architecture (``resnet50s``, ``resnet101d``, ...).
+        output_stride: 8 (Res-4 and Res-5 dilated, the paper) or 16.
+        pretrained: ``None`` (random init), a local weights file, ``imagenet`` or a timm tag
+            (module doc).
+        """
         super().__init__()
         check_backbone_name(name)
         if output_stride not in OUTPUT_STRIDES:
             raise ValueError(
                 f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride!r}"
             )
-        weights = check_pretrained_file(pretrained) if pretrained else None
+        source = resolve_pretrained(pretrained, name) if pretrained else None
+        weights = source if isinstance(source, Path) else None
         try:
             self.body = timm.create_model(
-                name,
+                source if isinstance(source, str) else name,  # "<name>.<tag>": timm's hub loader
                 features_only=True,
                 out_indices=RES4_RES5,
                 output_stride=output_stride,
-                pretrained=weights is not None,
+                pretrained=source is not None,
                 pretrained_cfg_overlay={"file": str(weights)} if weights else None,
             )
+        except LocalEntryNotFoundError as err:  # offline (or no network) and not in the cache
+            raise _not_in_cache(str(source)) from err
         except pickle.UnpicklingError as err:  # weights_only=True met pickled code or objects
             raise ValueError(
                 f"pretrained weights {str(weights)!r} were refused: they hold more than tensors "
