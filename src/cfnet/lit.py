@@ -16,13 +16,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
-from torchmetrics.classification import MulticlassConfusionMatrix
 
 from cfnet.checkpoints import read_checkpoint
 from cfnet.data.base import normalised_black
 from cfnet.inference import SegmentationInference
 from cfnet.losses import segmentation_loss
-from cfnet.metrics import SegmentationScores
+from cfnet.metrics import SegmentationScores, confusion_matrix
 from cfnet.models.segmentor import Segmentor
 
 
@@ -76,10 +75,7 @@ class SegmentationModule(L.LightningModule):
         )
         self.net: Segmentor = instantiate(self.hparams.model)
         self.confusion = torch.nn.ModuleDict(
-            {
-                stage: MulticlassConfusionMatrix(num_classes, ignore_index=ignore_index)
-                for stage in ("val", "test")
-            }
+            {stage: confusion_matrix(num_classes, ignore_index) for stage in ("val", "test")}
         )
         self.scores: dict[str, SegmentationScores] = {}
         # The evaluation protocol (cfnet.inference); None: a plain batched forward, as validation

@@ -15,6 +15,14 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+
+def confusion_matrix(num_classes: int, ignore_index: int) -> MulticlassConfusionMatrix:
+    """The accumulator behind every score (validation, test, ``cfnet.evaluate``): counts
+    (true class, predicted class) pairs over a split, summed across processes; pixels labelled
+    ``ignore_index`` count nowhere, whatever is predicted there."""
+    return MulticlassConfusionMatrix(num_classes, ignore_index=ignore_index)
 
 
 @dataclass(frozen=True)
