@@ -15,6 +15,7 @@ from lightning.pytorch.accelerators import CPUAccelerator, CUDAAccelerator
 from cfnet import hardware
 from cfnet.hardware import compile_training, loader_workers, planned_images
 from cfnet.resolvers import cpu_precision
+from cfnet.validate import check_dataset
 from conftest import compose_config
 from helpers import TINY_RUN, train_in_process
 
@@ -134,3 +135,11 @@ def test_a_bad_compile_setting_is_named():
     with pytest.raises(InstantiationException) as err:
         instantiate(cfg.module, compile="sometimes")
     assert str(err.value.__cause__) == "module.compile='sometimes': allowed: true, false, auto"
+
+
+@pytest.mark.parametrize("bad", ["atuo", -1, 1.5])
+def test_a_bad_worker_count_is_named(bad):
+    cfg = compose_config("train", [f"dataset.num_workers={bad}"])
+    with pytest.raises(ValueError) as err:
+        check_dataset(cfg.dataset, training=True)
+    assert str(err.value) == f"dataset.num_workers={bad!r}: allowed: auto, 0, 1, 2, ..."
