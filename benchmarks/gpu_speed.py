@@ -280,7 +280,8 @@ TITLES = {
 
 def machine(device: torch.device) -> dict:
     info = {"device": str(device), "torch": torch.__version__, "python": platform.python_version(),
-            "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count()}  # fmt: skip
+            "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+            "load_average_1min": round(os.getloadavg()[0], 1)}  # fmt: skip
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
