@@ -143,3 +143,14 @@ def test_a_bad_worker_count_is_named(bad):
     with pytest.raises(ValueError) as err:
         check_dataset(cfg.dataset, training=True)
     assert str(err.value) == f"dataset.num_workers={bad!r}: allowed: auto, 0, 1, 2, ..."
+
+
+def test_the_run_line_names_the_gpu_as_trainer_gpu_does(monkeypatch):
+    """(A stand-in for a DDP trainer on two GPUs; the real one: tests/test_gpu.py.)"""
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H200")
+    trainer = SimpleNamespace(
+        accelerator=CUDAAccelerator(),
+        num_devices=2,
+        strategy=SimpleNamespace(root_device=torch.device("cuda", 0)),
+    )
+    assert hardware.describe_device(trainer) == "gpu (NVIDIA H200) ×2"

@@ -96,10 +96,12 @@ def compile_training(setting: bool | str, on_cpu: bool, images: int, fast_dev_ru
 
 
 def describe_device(trainer: object) -> str:
-    """The device part of the run's one summary line, e.g. ``gpu (NVIDIA H200) ×1``."""
+    """The device part of the run's one summary line: ``cpu (2 cores) ×1``, ``gpu (NVIDIA H200)
+    ×1`` (as ``trainer=cpu`` / ``trainer=gpu`` name them)."""
     if trainer_on_cpu(trainer):
         return f"cpu ({cpus_available()} cores) ×{trainer.num_devices}"
     root = getattr(trainer.strategy, "root_device", None)
-    name = torch.cuda.get_device_name(root) if root is not None and root.type == "cuda" else ""
-    kind = type(trainer.accelerator).__name__.removesuffix("Accelerator").lower()
-    return f"{kind} ({name}) ×{trainer.num_devices}" if name else f"{kind} ×{trainer.num_devices}"
+    if root is not None and root.type == "cuda":
+        return f"gpu ({torch.cuda.get_device_name(root)}) ×{trainer.num_devices}"
+    kind = type(trainer.accelerator).__name__.removesuffix("Accelerator").lower()  # mps, tpu
+    return f"{kind} ×{trainer.num_devices}"
