@@ -62,4 +62,5 @@ if [[ $DRY == 0 && $(left) -gt 60 ]]; then
 fi
 stage "done (status $STATUS); files in $OUT:"
 ls -l "$OUT"
+sleep 1  # let tee write the log's last lines before $OUT is collected
 exit $STATUS
