@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-slow test-gpu lint format bench figures clean
+.PHONY: install train test test-slow test-gpu gpu-wheels gpu-check lint format bench figures clean
 
 install: $(STAMP)
 
@@ -30,6 +30,14 @@ test-slow: install  # the tests marked `slow` (minutes of CPU training each); CI
 test-gpu: install  # the tests marked `gpu`, on one GPU (they skip with a reason without CUDA)
 	$(BIN)/python -m pytest -m gpu tests $(PYTEST_ARGS)
 
+# The GPU check (gpu tests + CUDA benchmarks, ~8 min on one GPU; docs/gpu.md). gpu-wheels downloads
+# into .whl/ the packages a bare GPU image lacks (cp312, manylinux x86_64), for gpu_check.sh there.
+gpu-wheels: install
+	PYTHON=$(BIN)/python bash benchmarks/gpu_wheels.sh
+
+gpu-check: install
+	PYTHON=$(BIN)/python bash benchmarks/gpu_check.sh
+
 lint: install
 	$(BIN)/ruff check src tests benchmarks notebooks
 	$(BIN)/ruff format --check src tests benchmarks notebooks
@@ -42,6 +50,10 @@ bench: install  # CKPT=<best.ckpt> also times the evaluation protocols on that c
 	$(BIN)/python benchmarks/acf_impls.py --sizes 256 512 768 1024
 	$(BIN)/python benchmarks/model_speed.py --sizes 256 512 --batch 2 --reps 3
 	$(BIN)/python benchmarks/eval_protocol.py $(if $(CKPT),--ckpt $(CKPT) --breakdown 60)
+	@if $(BIN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+		$(BIN)/python benchmarks/gpu_speed.py --compile none && \
+		$(BIN)/python benchmarks/gpu_speed.py --compile only --sections raw latency lightning; \
+	else echo "no CUDA device: the GPU benchmarks (benchmarks/gpu_speed.py) are skipped"; fi
 	$(BIN)/python benchmarks/make_docs.py
 
 # The README pictures (docs/img/*.png, docs/img/attention.json), drawn by the notebooks themselves.

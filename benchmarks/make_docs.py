@@ -164,6 +164,13 @@ def main() -> None:
             f"{protocol['machine']}.\n\n" + table(protocol["counted"]) + "\n"
             + ("\n" + table(protocol["measured"]) + "\n" if "measured" in protocol else "")
         )  # fmt: skip
+    for name, title in (
+        ("speed_cuda", "On the GPU (benchmarks/gpu_speed.py)"),
+        ("speed_cuda_compiled", "On the GPU, compiled (torch.compile, CUDA graphs)"),
+        ("speed_cpu", "Batched evaluation on this CPU (benchmarks/gpu_speed.py)"),
+    ):
+        if (RESULTS / f"{name}.md").is_file():  # the tables as the script wrote them
+            parts.append(f"## {title}\n\n" + (RESULTS / f"{name}.md").read_text().rstrip() + "\n")
     out = DOCS / "benchmarks.md"
     out.write_text("\n".join(parts))
     print(f"wrote {out} and {sorted(p.name for p in IMAGES.glob('*.png'))}")

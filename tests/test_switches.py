@@ -1,4 +1,4 @@
-"""Trainer/model switches: channels_last (on by default) and torch.compile (opt-in)."""
+"""Trainer/model switches: channels_last (on by default) and torch.compile (auto: where it pays)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def test_channels_last_head_gives_the_same_logits_in_nhwc():
 
 def test_defaults_and_compile_keeps_parameter_names():
     cfg = compose_config("train", [*TINY_RUN[:3]])
-    assert cfg.module.channels_last is True and cfg.module.compile is False
+    assert cfg.module.channels_last is True and cfg.module.compile == "auto"
     module = instantiate(cfg.module, channels_last=True, compile=True)
     names = [name for name, _ in module.net.named_parameters()]
     module.configure_model()

@@ -58,26 +58,63 @@ def window_starts(length: int, crop: int, stride: int) -> list[int]:
     return [i * stride for i in range(count)]
 
 
+def crops(image: Tensor, crop: int, stride: int) -> list[tuple[int, int]]:
+    """Top-left corners of the crop×crop windows that cover ``image`` (one if it fits one)."""
+    h, w = image.shape[-2:]
+    if max(h, w) <= crop:
+        return [(0, 0)]
+    return [(y, x) for y in window_starts(h, crop, stride) for x in window_starts(w, crop, stride)]
+
+
+def views_logits(
+    model: Model,
+    views: Sequence[Tensor],
+    crop: int | None,
+    stride: int,
+    pad_value: Tensor,
+    batch_size: int = 1,
+) -> list[Tensor]:
+    """Logits B×C×h×w of each view (views of one size, e.g. an image and its mirror image).
+
+    ``crop=None`` runs each view whole. Otherwise each view is cut into crop×crop windows (padded
+    where they overhang; a view that fits one window is padded to the crop and run once), and the
+    logits of overlapping windows are averaged. The windows of all views are run ``batch_size``
+    at a time: one forward for many windows keeps an accelerator busy, and on the CPU it is no
+    slower (docs/gpu.md). Batching changes nothing but float rounding, as the models see each
+    image on its own (batch-norm in eval mode).
+    """
+    h, w = views[0].shape[-2:]
+    jobs: list[tuple[int, int, int]] = []  # (view, y, x) of each window
+    for v in range(len(views)):
+        jobs += [
+            (v, y, x) for y, x in ([(0, 0)] if crop is None else crops(views[v], crop, stride))
+        ]
+    totals: list[Tensor | None] = [None] * len(views)
+    count = torch.zeros(1, 1, h, w, device=views[0].device)
+    for first in range(0, len(jobs), batch_size):
+        chunk = jobs[first : first + batch_size]
+        inputs = [
+            views[v]
+            if crop is None
+            else pad_to(views[v][..., y : y + crop, x : x + crop], crop, crop, pad_value)
+            for v, y, x in chunk
+        ]
+        logits = model(torch.cat(inputs)).split(views[0].shape[0])
+        for (v, y, x), out in zip(chunk, logits, strict=True):
+            wh, ww = min(h - y, crop or h), min(w - x, crop or w)
+            if totals[v] is None:
+                totals[v] = out.new_zeros(*out.shape[:2], h, w)
+            totals[v][..., y : y + wh, x : x + ww] += out[..., :wh, :ww]
+            if v == 0:
+                count[..., y : y + wh, x : x + ww] += 1
+    return [total / count for total in totals]  # type: ignore[operator]
+
+
 def sliding_logits(
-    model: Model, image: Tensor, crop: int, stride: int, pad_value: Tensor
+    model: Model, image: Tensor, crop: int, stride: int, pad_value: Tensor, batch_size: int = 1
 ) -> Tensor:
     """Logits B×C×h×w of ``image`` from crop×crop windows, averaged where windows overlap."""
-    h, w = image.shape[-2:]
-    if max(h, w) <= crop:  # fits one window: pad to the crop and run once
-        return model(pad_to(image, crop, crop, pad_value))[..., :h, :w]
-    total: Tensor | None = None
-    count = torch.zeros(1, 1, h, w, device=image.device)
-    for y in window_starts(h, crop, stride):
-        for x in window_starts(w, crop, stride):
-            window = image[..., y : y + crop, x : x + crop]
-            wh, ww = window.shape[-2:]
-            logits = model(pad_to(window, crop, crop, pad_value))[..., :wh, :ww]
-            if total is None:
-                total = logits.new_zeros(*logits.shape[:2], h, w)
-            total[..., y : y + wh, x : x + ww] += logits
-            count[..., y : y + wh, x : x + ww] += 1
-    assert total is not None
-    return total / count
+    return views_logits(model, [image], crop, stride, pad_value, batch_size)[0]
 
 
 class SegmentationInference:
@@ -85,7 +122,9 @@ class SegmentationInference:
 
     Args mirror ``conf/inference/*.yaml``: ``mode`` whole | slide; ``scales`` None (original
     resolution) or factors of ``base_size`` for the long side; ``flip`` adds the mirrored image;
-    ``crop_size`` and ``stride_rate`` define the sliding windows.
+    ``crop_size`` and ``stride_rate`` define the sliding windows; ``batch_size`` is how many
+    windows (of a pass and its mirrored pass) one forward runs: the results are the same up to
+    float rounding, and an accelerator runs many windows at once in about the time of one.
     """
 
     def __init__(
@@ -97,6 +136,7 @@ class SegmentationInference:
         base_size: int,
         crop_size: int,
         stride_rate: float,
+        batch_size: int = 8,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"inference.mode must be one of {MODES}, got {mode!r}")
@@ -104,6 +144,9 @@ class SegmentationInference:
             raise ValueError(f"inference.scales must be null or positive factors, got {scales}")
         if not 0 < stride_rate <= 1:
             raise ValueError(f"inference.stride_rate must be in (0, 1], got {stride_rate}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"inference.batch_size must be a positive integer, got {batch_size!r}")
+        self.batch_size = batch_size
         self.mode, self.flip = mode, flip
         self.scales = None if scales is None else [float(s) for s in scales]
         self.base_size, self.crop_size = base_size, crop_size
@@ -136,22 +179,18 @@ class SegmentationInference:
         ratio = long_side / max(height, width)
         return max(round(height * ratio), 1), max(round(width * ratio), 1)
 
-    def logits(self, model: Model, image: Tensor, pad_value: Tensor) -> Tensor:
-        """One pass at the image's current size (whole or sliding windows)."""
-        if self.mode == "whole":
-            return model(image)
-        return sliding_logits(model, image, self.crop_size, self.stride, pad_value)
-
     @torch.no_grad()
     def __call__(self, model: Model, image: Tensor, pad_value: Sequence[float] | Tensor) -> Tensor:
         height, width = image.shape[-2:]
         pad = torch.as_tensor(pad_value, dtype=image.dtype, device=image.device)
+        crop = self.crop_size if self.mode == "slide" else None
         probs: Tensor | None = None
         for scale in self.scales or [None]:
             scaled = resize(image, self.scaled_size(height, width, scale))
             views = [scaled, scaled.flip(-1)] if self.flip else [scaled]
-            for i, view in enumerate(views):
-                p = self.logits(model, view, pad).float().softmax(1)
+            logits = views_logits(model, views, crop, self.stride, pad, self.batch_size)
+            for i, view_logits in enumerate(logits):
+                p = view_logits.float().softmax(1)
                 p = resize(p.flip(-1) if i == 1 else p, (height, width))
                 probs = p if probs is None else probs + p
         assert probs is not None

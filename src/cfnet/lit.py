@@ -14,11 +14,19 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.trainer.states import TrainerFn
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from cfnet.checkpoints import read_checkpoint
 from cfnet.data.base import normalised_black
+from cfnet.hardware import (
+    COMPILE_PAYS_AFTER_IMAGES,
+    compile_training,
+    describe_device,
+    planned_images,
+    trainer_on_cpu,
+)
 from cfnet.inference import SegmentationInference
 from cfnet.losses import segmentation_loss
 from cfnet.metrics import SegmentationScores, confusion_matrix
@@ -53,11 +61,14 @@ class SegmentationModule(L.LightningModule):
         mean: list[float],
         std: list[float],
         channels_last: bool,
-        compile: bool,
+        compile: bool | str,
     ) -> None:
         super().__init__()
+        if compile not in (True, False, "auto"):
+            raise ValueError(f"module.compile={compile!r}: allowed: true, false, auto")
         # Runtime switches, not part of the model: kept out of the checkpoint's hyper-parameters.
         self.channels_last, self.compile_net = channels_last, compile
+        self._configured = False  # configure_model runs once (Lightning calls it per fit / test)
         self.save_hyperparameters(
             {
                 "model": _plain(model),
@@ -87,17 +98,64 @@ class SegmentationModule(L.LightningModule):
         return self.net(images)
 
     def configure_model(self) -> None:
-        """channels_last weights (NHWC convolutions) and ``torch.compile``, when switched on.
+        """channels_last weights (NHWC convolutions) and ``torch.compile`` where it pays; then one
+        line saying what the run uses (device, precision, compile, loader).
 
-        Compiled in place (``Module.compile`` and the bound ``forward_train``), so parameter names
-        and checkpoints stay the same.
+        ``compile``: true | false | auto (``cfnet.hardware.compile_training``: on a GPU, for runs
+        long enough to pay back the compile time). Compiled in place (``Module.compile`` and the
+        bound ``forward_train``), so parameter names and checkpoints stay the same (no
+        ``_orig_mod.`` prefixes).
         """
+        if self._configured:
+            return
+        self._configured = True
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
-        if self.compile_net:
+        trainer = self._trainer  # None: used without a Trainer
+        compiled, why = self._should_compile(trainer)
+        if compiled:
             self.net.compile()  # forward: validation, test, predict
             # training calls forward_train, which Module.compile does not cover
             self.net.forward_train = torch.compile(self.net.forward_train)
+        if trainer is not None and trainer.is_global_zero:
+            print(self._run_line(trainer, compiled, why), flush=True)
+
+    def _should_compile(self, trainer: L.Trainer | None) -> tuple[bool, str]:
+        """(compile?, why) for ``module.compile``; ``auto`` decides for training runs only."""
+        if self.compile_net != "auto":
+            return bool(self.compile_net), f"module.compile={str(self.compile_net).lower()}"
+        if trainer is None or trainer.state.fn != TrainerFn.FITTING:
+            return False, "module.compile=auto: not training"
+        datamodule = trainer.datamodule
+        train_set = getattr(datamodule, "datasets", {}).get("train")
+        images = planned_images(
+            trainer.max_steps,
+            trainer.max_epochs,
+            getattr(datamodule, "batch_size", 0),
+            len(train_set) if train_set is not None else 0,
+        )
+        on_cpu = trainer_on_cpu(trainer)
+        compiled = compile_training("auto", on_cpu, images, bool(trainer.fast_dev_run))
+        if on_cpu:
+            return compiled, "module.compile=auto: eager on the CPU"
+        relation = ">=" if images >= COMPILE_PAYS_AFTER_IMAGES else "<"
+        return compiled, (
+            f"module.compile=auto: {images:,} training images {relation} "
+            f"{COMPILE_PAYS_AFTER_IMAGES:,}" + (", fast_dev_run" if trainer.fast_dev_run else "")
+        )
+
+    @staticmethod
+    def _run_line(trainer: L.Trainer, compiled: bool, why: str) -> str:
+        """One line: which hardware the run uses, and how (``trainer=auto`` picks it)."""
+        stage = "training" if trainer.state.fn == TrainerFn.FITTING else "evaluating"
+        line = f"cfnet: {stage} on {describe_device(trainer)}, precision {trainer.precision}, "
+        line += f"{'compiled' if compiled else 'eager'} ({why})"
+        datamodule = trainer.datamodule
+        if hasattr(datamodule, "loader_settings"):
+            loader = datamodule.loader_settings()
+            pinned = ", pinned memory" if loader["pin_memory"] else ""
+            line += f", loader {loader['num_workers']} workers/process{pinned}"
+        return line
 
     def _images(self, batch: dict[str, Any]) -> Tensor:
         images = batch["image"]

@@ -30,5 +30,9 @@ def voc_palette_config(num_colours: int, first: int = 0) -> ListConfig:
 
 
 def register() -> None:
+    from cfnet.hardware import best_accelerator, best_precision  # (it imports cpu_precision)
+
+    OmegaConf.register_new_resolver("best_accelerator", best_accelerator, replace=True)
+    OmegaConf.register_new_resolver("best_precision", best_precision, replace=True)
     OmegaConf.register_new_resolver("cpu_precision", cpu_precision, replace=True)
     OmegaConf.register_new_resolver("voc_palette", voc_palette_config, replace=True)

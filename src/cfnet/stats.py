@@ -29,6 +29,7 @@ from tqdm import tqdm
 from cfnet.cli import CONFIG_DIR, checked_groups, user_errors
 from cfnet.data.base import SegmentationDataset
 from cfnet.data.io import SampleError
+from cfnet.hardware import cpus_available, loader_workers
 
 
 class LabelCounts(Dataset):
@@ -58,11 +59,15 @@ def label_statistics(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.dataset)
     dataset = datamodule.build_dataset(cfg.split, transform=None)
     counts = LabelCounts(dataset, datamodule.num_classes, datamodule.ignore_index)
+    # Reading is all this loop does: with num_workers=auto, workers on every core but one.
+    workers = loader_workers(
+        datamodule.num_workers, on_cpu=False, processes=1, cpus=cpus_available()
+    )
     loader = DataLoader(
         counts,
         batch_size=None,  # one histogram at a time, no collation
-        num_workers=datamodule.num_workers,
-        timeout=datamodule.loader_timeout_s(),
+        num_workers=workers,
+        timeout=datamodule.loader_timeout if workers > 0 else 0,
     )
     pixels = np.zeros(datamodule.num_classes, np.int64)
     ignored, images, skipped = 0, 0, []

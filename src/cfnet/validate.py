@@ -123,8 +123,9 @@ def check_dataset(dataset: DictConfig, training: bool) -> None:
     """The ``dataset`` group's sizes and options (``training``: also the crop rule)."""
     for key in ("batch_size", "eval_batch_size", "base_size", "crop_size", "num_classes"):
         positive_int(f"dataset.{key}", dataset[key])
-    if not _is_int(dataset.num_workers) or dataset.num_workers < 0:
-        raise ValueError(f"dataset.num_workers={dataset.num_workers!r}: allowed: 0, 1, 2, ...")
+    workers = dataset.num_workers
+    if workers != "auto" and (not _is_int(workers) or workers < 0):
+        raise ValueError(f"dataset.num_workers={workers!r}: allowed: auto, 0, 1, 2, ...")
     timeout = dataset.loader_timeout
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
         raise ValueError(

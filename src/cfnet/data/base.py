@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from cfnet.data.io import SampleError
 from cfnet.data.sampling import ResumableLoader, ResumableSampler, SampleKey, seed_augmentation
+from cfnet.hardware import cpus_available, loader_workers, trainer_on_cpu
 
 Sample = dict[str, Any]  # {"image": float 3×H×W, "mask": long H×W, "name": str, "skipped": [...]}
 ON_BAD_SAMPLE = ("error", "skip")
@@ -194,7 +195,7 @@ class SegmentationDataModule(L.LightningDataModule):
     std: list[float]
     batch_size: int
     eval_batch_size: int
-    num_workers: int
+    num_workers: int | str  # a count, or auto (cfnet.hardware.loader_workers)
     loader_timeout: float  # s per batch from a worker before the run stops (0: no limit)
     base_size: int
     crop_size: int
@@ -303,10 +304,7 @@ class SegmentationDataModule(L.LightningDataModule):
             sampler=sampler,
             drop_last=True,  # as in the paper: the last incomplete batch is discarded
             collate_fn=self._collate(),  # equal crops: a plain stack, plus the skip messages
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            timeout=self.loader_timeout_s(),
-            pin_memory=torch.cuda.is_available(),
+            **self.loader_settings(),
         )
         loader.resume(self._resume_at)
         self._train_loader, self._resume_at = loader, {}
@@ -324,11 +322,33 @@ class SegmentationDataModule(L.LightningDataModule):
         else:
             self._resume_at = dict(state_dict)
 
-    def loader_timeout_s(self) -> float:
-        """A stalled read (a hung network mount, a decoder that never returns) must not hang the
-        run: PyTorch raises once a worker is silent for ``loader_timeout`` s, and the file it was
-        reading is named at exit (``cfnet.data.inflight``). Workers only: 0 without them."""
-        return self.loader_timeout if self.num_workers > 0 else 0
+    def workers(self) -> int:
+        """Loader workers per process: ``num_workers``, or for ``auto`` what the trainer's device
+        calls for (``cfnet.hardware.loader_workers``: none on the CPU, up to 8 on a GPU)."""
+        trainer = self.trainer
+        return loader_workers(
+            self.num_workers,
+            on_cpu=trainer_on_cpu(trainer),
+            processes=trainer.num_devices if trainer is not None else 1,
+            cpus=cpus_available(),
+        )
+
+    def loader_settings(self) -> dict[str, Any]:
+        """The DataLoader options every loader shares, sized to the machine.
+
+        Workers stay alive between epochs (``persistent_workers``), and batches go to page-locked
+        memory (``pin_memory``) when the model runs on a GPU, so host-to-device copies overlap
+        with compute. A stalled read (a hung network mount, a decoder that never returns) must not
+        hang the run: PyTorch raises once a worker is silent for ``loader_timeout`` s, and the
+        file it was reading is named at exit (``cfnet.data.inflight``); workers only.
+        """
+        workers = self.workers()
+        return {
+            "num_workers": workers,
+            "persistent_workers": workers > 0,
+            "pin_memory": not trainer_on_cpu(self.trainer),
+            "timeout": self.loader_timeout if workers > 0 else 0,
+        }
 
     def _eval_loader(self, role: str) -> DataLoader:
         dataset = self.datasets[role]
@@ -350,10 +370,8 @@ class SegmentationDataModule(L.LightningDataModule):
             batch_size=self.eval_batch_size,
             sampler=sampler,
             shuffle=False,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            timeout=self.loader_timeout_s(),
             collate_fn=self._collate(),
+            **self.loader_settings(),
         )
 
     def val_dataloader(self) -> DataLoader:

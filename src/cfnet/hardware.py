@@ -1,0 +1,107 @@
+"""What the machine offers, decided in one place: the default trainer's device and precision, the
+loader's worker count, and whether compiling the training step pays.
+
+``trainer=auto`` (the default of ``cfnet.train``) runs on one GPU when CUDA is available, with the
+GPU preset's precision (bf16 autocast), and on the CPU otherwise (``cpu_precision``);
+``trainer=cpu`` / ``trainer=gpu`` still force either. The loader and compile rules below follow
+the device the trainer actually uses, so they hold for every preset alike.
+
+The break-even of ``torch.compile`` comes from the one measurement we have (issue 13, one H200,
+torch 2.11, CFNet-R50 512², batch 16, bf16): 150 img/s eager, 169 img/s compiled, after a 68 s
+compile. Compiling saves 1/150 − 1/169 s ≈ 0.75 ms per image, so it pays back its 68 s after about
+91,000 training images (≈ 5,700 steps of 16); the quickstart (~9,000 images) stays eager, the
+paper's Pascal VOC run (50 epochs × 10,582 images) is compiled.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from lightning.pytorch.accelerators import CPUAccelerator
+
+from cfnet.resolvers import cpu_precision
+
+# Loader workers per training process on an accelerator: the issue's H200 quickstart went from
+# 6.3 it/s (no workers) to 37.6 it/s with 8; more only compete with the main process.
+MAX_WORKERS = 8
+# Training images after which compiling pays back its compile time (see the module doc).
+COMPILE_PAYS_AFTER_IMAGES = 91_000
+
+
+def best_accelerator() -> str:
+    """``gpu`` when CUDA is available, else ``cpu`` (the ``${best_accelerator:}`` resolver)."""
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def best_precision() -> str:
+    """The GPU preset's ``bf16-mixed`` on a GPU that computes bf16 (Ampere and newer), fp16
+    autocast on older GPUs, and ``cpu_precision`` on the CPU (``${best_precision:}``)."""
+    if not torch.cuda.is_available():
+        return cpu_precision()
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+def cpus_available() -> int:
+    """CPUs this process may run on (its affinity mask: what a job scheduler granted)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def loader_workers(setting: int | str, on_cpu: bool, processes: int, cpus: int) -> int:
+    """DataLoader workers per process for ``dataset.num_workers`` (a count, or ``auto``).
+
+    ``auto``: 0 when the model runs on the CPU, whose cores are all busy with the forward and
+    backward passes (workers would only compete with them; loading in the main process costs
+    little next to a CPU step); on an accelerator, the CPUs per process on this node minus one
+    for the process itself, at most ``MAX_WORKERS``.
+
+    Args:
+        setting: ``dataset.num_workers``: a count >= 0 is used as given; ``auto`` as above.
+        on_cpu: the trainer's accelerator is the CPU.
+        processes: training processes on this node (DDP: one per device).
+        cpus: CPUs available to this node's processes (``cpus_available()``).
+    """
+    if setting != "auto":
+        return int(setting)
+    if on_cpu:
+        return 0
+    return max(0, min(MAX_WORKERS, cpus // max(processes, 1) - 1))
+
+
+def trainer_on_cpu(trainer: object | None) -> bool:
+    """True without a trainer (a DataModule used on its own) or on Lightning's CPU accelerator."""
+    return trainer is None or isinstance(trainer.accelerator, CPUAccelerator)
+
+
+def planned_images(max_steps: int, max_epochs: int | None, batch: int, train_images: int) -> int:
+    """Training images a run will see: ``max_steps`` × batch when set (> 0), else epochs × set."""
+    if max_steps > 0:
+        return max_steps * batch
+    return max(max_epochs or 0, 0) * train_images
+
+
+def compile_training(setting: bool | str, on_cpu: bool, images: int, fast_dev_run: bool) -> bool:
+    """Whether to ``torch.compile`` the training step (``module.compile``: true | false | auto).
+
+    ``auto`` compiles on an accelerator for runs of at least ``COMPILE_PAYS_AFTER_IMAGES``
+    training images, and never for a ``fast_dev_run`` or on the CPU (benchmarks/results/
+    compile_speed.md: a CPU training step 0.737 s compiled vs 0.722 s eager, after a 75 s compile).
+    """
+    if setting != "auto":
+        return bool(setting)
+    return not on_cpu and not fast_dev_run and images >= COMPILE_PAYS_AFTER_IMAGES
+
+
+def describe_device(trainer: object) -> str:
+    """The device part of the run's one summary line: ``cpu (2 cores) ×1``, ``gpu (NVIDIA H200)
+    ×1`` (as ``trainer=cpu`` / ``trainer=gpu`` name them)."""
+    if trainer_on_cpu(trainer):
+        return f"cpu ({cpus_available()} cores) ×{trainer.num_devices}"
+    root = getattr(trainer.strategy, "root_device", None)
+    if root is not None and root.type == "cuda":
+        return f"gpu ({torch.cuda.get_device_name(root)}) ×{trainer.num_devices}"
+    kind = type(trainer.accelerator).__name__.removesuffix("Accelerator").lower()  # mps, tpu
+    return f"{kind} ×{trainer.num_devices}"
