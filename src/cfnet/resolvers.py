@@ -11,7 +11,8 @@ from cfnet.data.labels import voc_palette
 def cpu_precision() -> str:
     """bf16 autocast where the CPU computes bf16 natively (AVX-512 BF16 / AMX), else fp32.
 
-    On such CPUs bf16-mixed trains ~2.5× faster (weights and optimiser state stay fp32); elsewhere
+    On such CPUs bf16-mixed training steps of the R50 models took 1.5–1.8× less time than fp32
+    (benchmarks/results/model_speed.json; weights and optimiser state stay fp32); elsewhere
     bf16 is emulated and slower than fp32.
     """
     native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
