@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
+import hydra
 import pytest
 import safetensors.torch
 import timm
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
-from cfnet.models import CFNet, Segmentor, SegmentorOutput
+from cfnet.models import FCN, CFNet, Segmentor, SegmentorOutput
 from conftest import CONF_DIR, TINY_MODEL, compose_model
 
 MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
@@ -171,23 +174,43 @@ def test_pretrained_file_with_unexpected_suffix(tmp_path):
     path = tmp_path / "weights.ckpt"
     path.write_bytes(b"")
     with pytest.raises(ValueError, match="expected one of"):
-        CFNet(
-            num_classes=2, backbone="resnet10t", pretrained=str(path), output_stride=8, channels=8,
-            heads=2, k=1, phi="conv", acf_dropout=0.0, attention_impl="sdpa", use_acf=True,
-            use_gp=True, use_enc=False, enc_codewords=4, dropout=0.0, aux=False, aux_channels=8,
-        )  # fmt: skip
+        CFNet(num_classes=2, backbone="resnet10t", pretrained=str(path))
 
 
 def test_model_is_plain_pytorch_without_lightning_or_hydra():
     code = (
         "import sys, torch\n"
         "from cfnet.models import CFNet\n"
-        "m = CFNet(num_classes=3, backbone='resnet10t', pretrained=None, output_stride=16,\n"
-        "          channels=16, heads=2, k=2, phi='conv', acf_dropout=0.1, attention_impl='sdpa',\n"
-        "          use_acf=True, use_gp=True, use_enc=False, enc_codewords=4, dropout=0.1,\n"
-        "          aux=False, aux_channels=8).eval()\n"
+        "m = CFNet(3, backbone='resnet10t', output_stride=16, channels=16, heads=2).eval()\n"
         "assert m(torch.randn(1, 3, 21, 19)).shape == (1, 3, 21, 19)\n"
         "top = {n.split('.')[0] for n in sys.modules}\n"
         "assert not top & {'lightning', 'hydra'}, 'model code imported Lightning or Hydra'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("name", ["cfnet", "fcn"])
+def test_model_yaml_repeats_the_constructor_defaults(name):
+    """conf/model/<name>.yaml and the constructor must not drift: every constructor argument is a
+    key of the YAML, with the constructor's default as its value (or an interpolation such as
+    num_classes: ${dataset.num_classes}), and the YAML has no other key."""
+    yaml = OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml")
+    target = hydra.utils.get_class(yaml._target_)
+    params = inspect.signature(target.__init__).parameters
+    arguments = {n: p for n, p in params.items() if n != "self"}
+    assert set(yaml) - {"_target_"} == set(arguments)
+    for key, parameter in arguments.items():
+        if OmegaConf.is_interpolation(yaml, key):
+            continue
+        assert parameter.default is not inspect.Parameter.empty, f"{key} has no default"
+        assert yaml[key] == parameter.default, f"{name}.yaml {key}: {yaml[key]!r} vs default"
+
+
+def test_paper_model_from_one_argument():
+    """smp-style: CFNet(num_classes=21) is the paper's CFNet-R50 (H=4, K=2, ACF + GP, aux)."""
+    torch.manual_seed(0)
+    model = CFNet(num_classes=21)
+    assert model.head.acf.heads == 4 and model.head.acf.k == 2 and model.head.gp is not None
+    assert model.head.enc is None and model.aux_head is not None
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(36.7e6, rel=0.01)
+    assert FCN(num_classes=21).head.classifier[-1].out_channels == 21

@@ -183,12 +183,21 @@ class ACFModule(nn.Module):
     def __init__(
         self,
         channels: int,
-        heads: int,
-        k: int,
-        phi: str,
-        dropout: float,
-        impl: AttentionImpl,
+        heads: int = 4,
+        k: int = 2,
+        phi: str = "conv",
+        dropout: float = 0.1,
+        impl: AttentionImpl = "sdpa",
     ) -> None:
+        """Args:
+        channels: C, the input and output channels (the head's conv5 width).
+        heads: H attention heads; each gets d = C / H query, key and value channels.
+        k: K mixture components of the contextual prior π (1: a single softmax, no prior).
+        phi: Φ: ``conv`` (1×1) or ``dilated_ffn`` (3×3 dilation 4 → BN → ReLU → 1×1).
+        dropout: Dropout on the aggregated co-occurrent features z.
+        impl: ``sdpa`` (fused scaled-dot-product attention, O(N) memory) or ``naive``
+            (materialises p(c|t), the reference).
+        """
         super().__init__()
         _positive_int("channels", channels)
         _positive_int("heads", heads)

@@ -72,23 +72,39 @@ class GlobalPooling(nn.Module):
 
 
 class CFNetHead(nn.Module):
-    """The CFNet head with switchable ACF / global-pooling / Context-Encoding components."""
+    """The CFNet head with switchable ACF / global-pooling / Context-Encoding components.
+
+    Args:
+        in_channels: Channels of the backbone's Res-5 map (2048 for ResNet-50/101).
+        num_classes: Classes to predict.
+        channels: Width of the 3×3 conv5 that the ACF and GP branches share.
+        heads: H attention heads of the ACF module.
+        k: K mixture components of the contextual prior.
+        phi: Φ of the ACF module: ``conv`` or ``dilated_ffn``.
+        acf_dropout: Dropout on the ACF module's aggregated features.
+        attention_impl: ``sdpa`` (fused) or ``naive``.
+        use_acf: Build the ACF module (Table 2).
+        use_gp: Build the global pooling branch (Table 2).
+        use_enc: Build EncNet's Context Encoding module, which adds SE logits (Table 2).
+        enc_codewords: Codewords of the Context Encoding module.
+        dropout: Dropout before the 1×1 classifier.
+    """
 
     def __init__(
         self,
         in_channels: int,
         num_classes: int,
-        channels: int,
-        heads: int,
-        k: int,
-        phi: str,
-        acf_dropout: float,
-        attention_impl: AttentionImpl,
-        use_acf: bool,
-        use_gp: bool,
-        use_enc: bool,
-        enc_codewords: int,
-        dropout: float,
+        channels: int = 512,
+        heads: int = 4,
+        k: int = 2,
+        phi: str = "conv",
+        acf_dropout: float = 0.1,
+        attention_impl: AttentionImpl = "sdpa",
+        use_acf: bool = True,
+        use_gp: bool = True,
+        use_enc: bool = False,
+        enc_codewords: int = 32,
+        dropout: float = 0.1,
     ) -> None:
         super().__init__()
         self.conv = ConvBNReLU(in_channels, channels, 3)  # conv5

@@ -77,29 +77,54 @@ def _aux_head(
 class CFNet(Segmentor):
     """CFNet (Zhang et al., CVPR 2019): dilated ResNet + CFNet head + auxiliary FCN head.
 
-    Args mirror ``conf/model/cfnet.yaml``, where their values and meaning are documented.
+    The defaults are the paper's model (Table 3's best H=4, K=2; FCN + ACF + GP), so
+    ``CFNet(num_classes=21)`` builds it; ``conf/model/cfnet.yaml`` repeats them for Hydra (a test
+    keeps the two equal).
+
+    Args:
+        num_classes: Classes to predict (21 for Pascal VOC, 59 for Pascal Context, ...).
+        backbone: timm ResNet name (``resnet50d``; ``resnet50s`` / ``resnet101s`` are the
+            authors' deep-stem ResNets).
+        pretrained: ``None`` (random init), a local ``.pth`` / ``.safetensors`` file, ``imagenet``
+            (timm's default tag of ``backbone``) or a timm tag such as ``resnet50s.gluon_in1k``.
+        output_stride: 8 (the paper: Res-4 and Res-5 dilated) or 16.
+        channels: Width of the head's 3×3 conv5, which the ACF and GP branches use (authors:
+            Res-5 channels / 4).
+        heads: H attention heads of the ACF module; each gets ``channels / heads`` channels.
+        k: K mixture components of the contextual prior (Eq. 3).
+        phi: Φ, the query/key transform: ``conv`` (1×1, the authors' code) or ``dilated_ffn``
+            (the paper's "atrous rate 4" ablation).
+        acf_dropout: Dropout on the aggregated co-occurrent features z.
+        attention_impl: ``sdpa`` (fused, O(N) memory) or ``naive`` (materialises p(c|t)).
+        use_acf: Table 2 switch: the ACF module.
+        use_gp: Table 2 switch: the global pooling branch.
+        use_enc: Table 2 switch: EncNet's Context Encoding module and its SE loss.
+        enc_codewords: Codewords of the Context Encoding module.
+        dropout: Dropout before the 1×1 classifiers.
+        aux: Train with the auxiliary FCN head on Res-4 (authors' code).
+        aux_channels: Width of the auxiliary head's 3×3 conv.
     """
 
     def __init__(
         self,
-        *,
         num_classes: int,
-        backbone: str,
-        pretrained: str | None,
-        output_stride: int,
-        channels: int,
-        heads: int,
-        k: int,
-        phi: str,
-        acf_dropout: float,
-        attention_impl: AttentionImpl,
-        use_acf: bool,
-        use_gp: bool,
-        use_enc: bool,
-        enc_codewords: int,
-        dropout: float,
-        aux: bool,
-        aux_channels: int,
+        *,
+        backbone: str = "resnet50d",
+        pretrained: str | None = None,
+        output_stride: int = 8,
+        channels: int = 512,
+        heads: int = 4,
+        k: int = 2,
+        phi: str = "conv",
+        acf_dropout: float = 0.1,
+        attention_impl: AttentionImpl = "sdpa",
+        use_acf: bool = True,
+        use_gp: bool = True,
+        use_enc: bool = False,
+        enc_codewords: int = 32,
+        dropout: float = 0.1,
+        aux: bool = True,
+        aux_channels: int = 256,
     ) -> None:
         _check_num_classes(num_classes)
         body = Backbone(backbone, output_stride, pretrained)
@@ -122,19 +147,33 @@ class CFNet(Segmentor):
 
 
 class FCN(Segmentor):
-    """The paper's baseline: dilated ResNet + FCN head (+ the same auxiliary FCN head)."""
+    """The paper's baseline: dilated ResNet + FCN head (+ the same auxiliary FCN head).
+
+    ``FCN(num_classes=21)`` builds Table 2's first row; ``conf/model/fcn.yaml`` repeats the
+    defaults for Hydra.
+
+    Args:
+        num_classes: Classes to predict.
+        backbone: timm ResNet name, as in ``CFNet``.
+        pretrained: ``None``, a local weights file, ``imagenet`` or a timm tag, as in ``CFNet``.
+        output_stride: 8 (the paper) or 16.
+        channels: Width of the head's 3×3 conv, as CFNet's conv5.
+        dropout: Dropout before the 1×1 classifiers.
+        aux: Train with the auxiliary FCN head on Res-4.
+        aux_channels: Width of the auxiliary head's 3×3 conv.
+    """
 
     def __init__(
         self,
-        *,
         num_classes: int,
-        backbone: str,
-        pretrained: str | None,
-        output_stride: int,
-        channels: int,
-        dropout: float,
-        aux: bool,
-        aux_channels: int,
+        *,
+        backbone: str = "resnet50d",
+        pretrained: str | None = None,
+        output_stride: int = 8,
+        channels: int = 512,
+        dropout: float = 0.1,
+        aux: bool = True,
+        aux_channels: int = 256,
     ) -> None:
         _check_num_classes(num_classes)
         body = Backbone(backbone, output_stride, pretrained)
