@@ -293,25 +293,24 @@ def _compose(overrides: list[str]) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
 
 
-def resume_config(cfg: DictConfig, checkpoint: dict[str, Any]) -> tuple[DictConfig, list[str]]:
+def resume_config(
+    cfg: DictConfig, checkpoint: dict[str, Any], given: list[str]
+) -> tuple[DictConfig, list[str]]:
     """The config to resume ``cfg.ckpt_path`` with, and the overrides to record with it.
 
-    The run's own composed config (``run_record``), plus the command line's overrides that
-    ``RESUME_ALLOWED`` lets through; any other override that changes the run's config is refused
-    in one line. Without a record of the run (an old checkpoint moved out of its run dir), or
-    outside Hydra's command line, ``cfg`` as composed.
+    ``cfg`` was composed by Hydra's main from the command line's overrides ``given``. The result
+    is the run's own composed config (``run_record``), plus the overrides that ``RESUME_ALLOWED``
+    lets through; any other override that changes the run's config is refused in one line.
+    Without a record of the run (an old checkpoint moved out of its run dir), ``cfg`` as composed.
     """
+    from hydra.core.hydra_config import HydraConfig
+
     record = run_record(cfg.ckpt_path, checkpoint)
-    given = task_overrides()
     if record is None:
         print(
             f"note: {cfg.ckpt_path} carries no run config (written before cfnet stored it, and "
             "no run dir next to it): resuming with the config of this command line"
         )
-        return cfg, given
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
         return cfg, given
     user = [o for o in _parsed(given) if o.key_or_group != "ckpt_path"]
     user_keys = {o.key_or_group for o in user}

@@ -37,17 +37,22 @@ SIGTERM_EXIT = 143
 SIGINT_EXIT = 130  # 128 + 2: stopped with Ctrl-C (the first one saves a checkpoint, as SIGTERM)
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit (and test) from a composed config; returns the final logged metrics."""
-    overrides = task_overrides()
+def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, float]:
+    """Fit (and test) from a composed config; returns the final logged metrics.
+
+    ``overrides``: the command line ``cfg`` was composed from (``cfnet.train``'s own); with them,
+    a ``ckpt_path`` brings its run's own config (``cfnet.ckpt_config.resume_config``). Without
+    them (a config composed in Python), ``cfg`` is used as given.
+    """
     if cfg.ckpt_path:  # one clear line for a missing, corrupt, foreign or pickled-code file
         checkpoint = read_checkpoint(
             cfg.ckpt_path, "checkpoint to resume from", require=TRAINING_KEYS
         )
-        cfg, overrides = resume_config(cfg, checkpoint)  # the run's own config (cfnet.ckpt_config)
+        if overrides is not None:
+            cfg, overrides = resume_config(cfg, checkpoint, overrides)
     check_train_config(cfg)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
-    callbacks.append(RunConfigCheckpoint(cfg, overrides))  # checkpoints carry their config
+    callbacks.append(RunConfigCheckpoint(cfg, overrides or []))  # checkpoints carry their config
     loggers = [instantiate(c) for c in cfg.logger.values()] if cfg.get("logger") else []
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     L.seed_everything(cfg.seed, workers=True)
@@ -86,7 +91,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     with user_errors():
-        metrics = train(cfg)
+        metrics = train(cfg, task_overrides())
     return metrics.get("val/mIoU")  # for Hydra sweepers that optimise a value
 
 
