@@ -3,6 +3,7 @@ RNG states and preemption checkpoints for exact resumes."""
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import sys
@@ -273,7 +274,14 @@ class PreemptionCheckpoint(Checkpoint):
             self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint(trainer))
 
     def _on_sigint(self, trainer: L.Trainer) -> Callable[[int, Any], None]:
+        pid = os.getpid()
+
         def handle(signum: int, frame: Any) -> None:
+            # Ctrl-C in a terminal reaches the whole process group: DataLoader workers forked
+            # from this process inherit this handler and leave the stop to the training process
+            # (with Python's default they would die, and the run with them).
+            if os.getpid() != pid:
+                return
             if self.signal == signal.SIGINT:  # the second Ctrl-C: abort now, save nothing
                 self._restore_sigint()
                 print("Ctrl-C again: aborting without saving", file=sys.stderr, flush=True)
