@@ -112,13 +112,19 @@ class SimulatedKill(Exception):
 
 class InterruptAfterEpoch(L.Callback):
     """Simulates a killed job: raises as the epoch after ``epoch`` starts, i.e. once ``epoch``
-    has been validated and every end-of-epoch checkpoint has been written."""
+    has been validated and every end-of-epoch checkpoint has been written. With ``marker``, once
+    per run: it writes ``marker`` when it raises and does nothing once it exists (a resumed run
+    keeps its callbacks, this one too)."""
 
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
+    def __init__(self, epoch: int, marker: str | None = None) -> None:
+        self.epoch, self.marker = epoch, Path(marker) if marker else None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch == self.epoch + 1:
+            if self.marker is not None:
+                if self.marker.exists():
+                    return
+                self.marker.write_text("")
             raise SimulatedKill(f"killed after epoch {self.epoch}")
 
 
@@ -126,10 +132,15 @@ class WaitForSignal(L.Callback):
     """Stands for the moment a scheduler stops a job: at the end of optimiser step ``step`` -- or
     of the first validation batch of fitting, with ``in_validation`` -- write ``marker`` (the
     test's cue to send signals from outside) and wait, up to a minute, until SIGTERM has arrived.
-    The run then stops where Lightning and cfnet stop it, as it would in production."""
+    The run then stops where Lightning and cfnet stop it, as it would in production. With
+    ``hold``, it then writes ``<marker>.signalled`` and stays ``hold`` s longer (the cue for a
+    second signal)."""
 
-    def __init__(self, marker: str, step: int = -1, in_validation: bool = False) -> None:
+    def __init__(
+        self, marker: str, step: int = -1, in_validation: bool = False, hold: float = 0
+    ) -> None:
         self.marker, self.step, self.in_validation = Path(marker), step, in_validation
+        self.hold = hold
 
     def _wait(self, trainer: L.Trainer) -> None:
         if self.marker.exists():  # once per run
@@ -138,6 +149,11 @@ class WaitForSignal(L.Callback):
         deadline = time.monotonic() + 60
         while not trainer.received_sigterm and time.monotonic() < deadline:
             time.sleep(0.01)
+        if self.hold:
+            Path(f"{self.marker}.signalled").write_text("")
+            deadline = time.monotonic() + self.hold
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if not self.in_validation and trainer.global_step == self.step:

@@ -3,7 +3,12 @@ and leaves every checkpoint written before it byte for byte as it was."""
 
 from __future__ import annotations
 
+import os
+
+from conftest import ROOT
 from helpers import TINY_RUN, run_cli
+
+TESTS_ON_PATH = {"PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])}
 
 # One step per epoch (4 images, batch 4) and an absurd LR: step 0 is computed with the initial
 # weights (finite loss, epoch 0's checkpoints are written), its update blows the weights up, and
@@ -17,19 +22,29 @@ DIVERGING = [
 
 
 def test_a_nan_loss_stops_with_its_step_and_keeps_the_checkpoints(tmp_path):
-    run_cli("cfnet.train", *DIVERGING, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
+    # A 3-epoch run killed as epoch 1 starts (once: the resumed run keeps the callback)...
+    kill = [
+        "+callbacks.kill._target_=helpers.InterruptAfterEpoch",
+        "+callbacks.kill.epoch=0",
+        f"+callbacks.kill.marker={tmp_path / 'killed'}",
+    ]
+    first = run_cli(
+        "cfnet.train",
+        *DIVERGING,
+        "trainer.max_epochs=3",
+        *kill,
+        f"hydra.run.dir={tmp_path}",
+        env=TESTS_ON_PATH,
+        check=False,
+    )
+    assert first.returncode == 1 and "killed after epoch 0" in first.stderr
     checkpoints = tmp_path / "checkpoints"
     before = {p.name: p.read_bytes() for p in checkpoints.iterdir()}
     assert sorted(before) == ["best-epoch000.ckpt", "last.ckpt"]
 
-    # Resume the same run to train on: the first step of epoch 1 meets the NaN.
+    # ...resumed to train on: the first step of epoch 1 meets the NaN.
     result = run_cli(
-        "cfnet.train",
-        *DIVERGING,
-        "trainer.max_epochs=3",
-        f"ckpt_path={checkpoints / 'last.ckpt'}",
-        f"hydra.run.dir={tmp_path}",
-        check=False,
+        "cfnet.train", f"ckpt_path={checkpoints / 'last.ckpt'}", env=TESTS_ON_PATH, check=False
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

@@ -30,7 +30,11 @@ RUN = [
     "test=false",
 ]
 WAIT = "+callbacks.wait._target_=helpers.WaitForSignal"
-TESTS_ON_PATH = {"PYTHONPATH": str(ROOT / "tests"), "PYTHONWARNINGS": "ignore"}
+# helpers.WaitForSignal importable; this checkout's cfnet first (also in a git worktree)
+TESTS_ON_PATH = {
+    "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")]),
+    "PYTHONWARNINGS": "ignore",
+}
 # What Lightning's SLURMEnvironment reads to detect a (batch) SLURM job.
 SLURM_ENV = {
     "SLURM_NTASKS": "1",
@@ -44,11 +48,17 @@ SLURM_ENV = {
 
 
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory) -> dict:
-    """The uninterrupted run's final checkpoint."""
+def straight_run(tmp_path_factory) -> Path:
+    """The uninterrupted run's dir."""
     run_dir = tmp_path_factory.mktemp("straight")
     train_in_process(RUN, run_dir)
-    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def straight(straight_run) -> dict:
+    """The uninterrupted run's final checkpoint."""
+    return torch.load(straight_run / "checkpoints" / "last.ckpt", weights_only=True)
 
 
 def start(run_dir: Path, *wait: str, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -109,9 +119,85 @@ def test_sigterm_mid_epoch_saves_a_checkpoint_that_resumes_exactly(straight, tmp
     assert checkpoint["SyntheticDataModule"] == {"epoch": 1, "batches": 1}
 
     resumed = tmp_path / "resumed"
-    run_cli("cfnet.train", *RUN, f"ckpt_path={saved}", f"hydra.run.dir={resumed}")
+    # (the run's config, kept in the checkpoint, has the test's WaitForSignal: it needs helpers)
+    run_cli(
+        "cfnet.train", *RUN, f"ckpt_path={saved}", f"hydra.run.dir={resumed}", env=TESTS_ON_PATH
+    )
     last = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
     assert_same_training_state(last, straight)
+
+
+def best_model_score(checkpoint: dict) -> float:
+    """What the best-checkpoint callback (monitor val/mIoU) recorded as the best score."""
+    states = checkpoint["callbacks"]
+    return next(float(v["best_model_score"]) for k, v in states.items() if "val/mIoU" in k)
+
+
+def test_ctrl_c_mid_epoch_saves_a_checkpoint_that_resumes_exactly_from_it_alone(straight, tmp_path):
+    """The first SIGINT (Ctrl-C) stops at the step, as SIGTERM does, and prints the one command
+    to resume; that command, with nothing else, ends with the uninterrupted run's state."""
+    run_dir, marker = tmp_path / "run", tmp_path / "at-step-4"
+    job = start(run_dir, f"+callbacks.wait.marker={marker}", "+callbacks.wait.step=4")
+    wait_for(marker, job)  # epoch 1, after its first of three batches
+    job.send_signal(signal.SIGINT)
+    stderr = finish(job)
+    assert job.returncode == 130, stderr[-3000:]
+    saved = run_dir / "hpc_ckpt_1.ckpt"
+    assert "Ctrl-C: stopping after this training step to save a resumable checkpoint" in stderr
+    command = f"python -m cfnet.train ckpt_path={saved}"
+    assert f"Ctrl-C: saved a resumable checkpoint at step 4: {saved} (resume: {command})" in stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    checkpoint = torch.load(saved, weights_only=True)
+    assert checkpoint["global_step"] == 4
+    assert checkpoint["SyntheticDataModule"] == {"epoch": 1, "batches": 1}
+
+    resumed = run_cli("cfnet.train", f"ckpt_path={saved}", env=TESTS_ON_PATH)
+    assert f"in {run_dir}" in resumed.stdout  # the same run dir, no new one
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert_same_training_state(last, straight)
+
+
+def test_a_second_ctrl_c_aborts_at_once_without_saving(tmp_path):
+    marker = tmp_path / "at-step-4"
+    job = start(
+        tmp_path,
+        f"+callbacks.wait.marker={marker}",
+        "+callbacks.wait.step=4",
+        "+callbacks.wait.hold=60",
+    )
+    wait_for(marker, job)
+    job.send_signal(signal.SIGINT)
+    wait_for(Path(f"{marker}.signalled"), job)  # the first Ctrl-C arrived; the run still holds
+    job.send_signal(signal.SIGINT)
+    stderr = finish(job)  # within the hold, else it would stop at the step and save
+    assert job.returncode == 1, stderr[-3000:]
+    assert "Ctrl-C again: aborting without saving" in stderr
+    assert not list(tmp_path.glob("hpc_ckpt_*.ckpt"))
+
+
+def test_resume_from_last_ckpt_alone_continues_the_same_run_dir_to_the_same_weights(
+    straight_run, straight, tmp_path
+):
+    """A job killed outright (SIGKILL) after epoch 0: ``ckpt_path=<run>/checkpoints/last.ckpt``
+    and no other argument resumes it with the run's own config, in its own dir, with its best
+    checkpoint tracked on (one best-*.ckpt, its score reloaded), to the uninterrupted state."""
+    run_dir, marker = tmp_path / "run", tmp_path / "at-step-4"
+    job = start(run_dir, f"+callbacks.wait.marker={marker}", "+callbacks.wait.step=4")
+    wait_for(marker, job)
+    job.kill()
+    job.communicate()
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 3
+    before = sorted(p.name for p in run_dir.iterdir())
+
+    resumed = run_cli("cfnet.train", f"ckpt_path={last}", env=TESTS_ON_PATH)
+    assert f"resuming {last} with its run's config (the checkpoint) in {run_dir}" in resumed.stdout
+    assert sorted(p.name for p in run_dir.iterdir()) == before  # nothing new beside the run
+    final = torch.load(last, weights_only=True)
+    assert_same_training_state(final, straight)
+    names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert names == sorted(p.name for p in (straight_run / "checkpoints").iterdir())
+    assert best_model_score(final) == pytest.approx(best_model_score(straight), abs=1e-6)
 
 
 def test_sigterm_during_validation_lets_it_finish_first(tmp_path):

@@ -143,24 +143,54 @@ def test_evaluate_missing_checkpoint_is_one_line(tmp_path):
     ]
 
 
-def test_resume_from_last_ckpt_continues_at_the_right_step(trained_run, tmp_path):
+def test_resume_refuses_overrides_that_change_the_run_in_one_line(trained_run):
+    """A resume continues the run as configured (its config is in the checkpoint): a longer
+    schedule or another model is refused naming the keys; an override equal to the run's own
+    (model.heads=2) or one that only changes how it runs (dataset.num_workers) is not named."""
     last = trained_run / "checkpoints" / "last.ckpt"
-    state = torch.load(last, weights_only=True)
-    steps_per_epoch = 8 // 4
-    assert state["global_step"] == 2 * steps_per_epoch and state["epoch"] == 1
-    run_cli(
+    before = {p.name: p.read_bytes() for p in (trained_run / "checkpoints").iterdir()}
+    result = run_cli(
         "cfnet.train",
-        *TINY_RUN,
-        "trainer.max_epochs=3",
         f"ckpt_path={last}",
-        f"hydra.run.dir={tmp_path}",
+        "trainer.max_epochs=3",
+        "model.k=4",
+        "model.heads=2",
+        "dataset.num_workers=1",
+        check=False,
     )
-    resumed = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
-    assert resumed["global_step"] == 3 * steps_per_epoch and resumed["epoch"] == 2
-    header, *rows = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()
-    step_col = header.split(",").index("step")
-    steps = {int(r.split(",")[step_col]) for r in rows}
-    assert min(steps) >= 2 * steps_per_epoch - 1  # nothing re-trained from step 0
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: resuming {last} continues its run as configured; these overrides would change "
+        "its model, data or schedule: model.k (2 → 4), trainer.max_epochs (2 → 3). Drop them to "
+        "resume, or start a new run (without ckpt_path) to train another configuration"
+    ]
+    assert {p.name: p.read_bytes() for p in (trained_run / "checkpoints").iterdir()} == before
+
+
+def test_evaluate_without_dataset_arguments_scores_the_checkpoints_data(trained_run, tmp_path):
+    """The checkpoint says what it was trained on: 5 val images of 64² (TINY_RUN), not the
+    default 300 of 160²; a dataset.* override still wins, and its difference is said."""
+    best = next((trained_run / "checkpoints").glob("best-epoch*.ckpt"))
+
+    def labelled(size: int) -> int:  # the val split as the synthetic dataset defines it
+        masks = [render_scene(0, "val", i, size, 0.3, 3)[1] for i in range(5)]
+        return sum(int((m != 255).sum()) for m in masks)
+
+    result = run_cli("cfnet.evaluate", f"ckpt_path={best}", f"hydra.run.dir={tmp_path / 'a'}")
+    assert "dataset: synthetic as trained (config from the checkpoint)\n" in result.stdout
+    assert read_json(tmp_path / "a" / "metrics" / "val.json")["labelled_pixels"] == labelled(64)
+    result = run_cli(
+        "cfnet.evaluate",
+        f"ckpt_path={best}",
+        "dataset.image_size=48",
+        f"hydra.run.dir={tmp_path / 'b'}",
+    )
+    assert (
+        "dataset: synthetic as trained (config from the checkpoint), with dataset.image_size from "
+        "the command line; differs from the training data (synthetic, config from the "
+        "checkpoint): image_size 64 → 48\n" in result.stdout
+    )
+    assert read_json(tmp_path / "b" / "metrics" / "val.json")["labelled_pixels"] == labelled(48)
 
 
 def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(tmp_path):

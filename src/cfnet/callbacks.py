@@ -3,8 +3,12 @@ RNG states and preemption checkpoints for exact resumes."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -310,7 +314,7 @@ class RNGStateCheckpoint(L.Callback):
 
 
 class PreemptionCheckpoint(Checkpoint):
-    """On SIGTERM, save a checkpoint to resume from, at the step where training stopped.
+    """On SIGTERM or Ctrl-C, save a checkpoint to resume from, at the step where training stopped.
 
     SIGTERM is how a plain cluster, Kubernetes and SLURM (preemption, time limit, ``scancel``,
     ``scontrol requeue``) stop a job. Lightning turns it into ``SIGTERMException`` at the next
@@ -327,6 +331,11 @@ class PreemptionCheckpoint(Checkpoint):
     grace period (SLURM ``KillWait``, Kubernetes ``terminationGracePeriodSeconds``) longer than one
     validation pass; were it killed sooner, the checkpoints of the previous epoch are intact.
 
+    Ctrl-C (SIGINT) during fitting is handled the same way: the first one stops at the next batch
+    boundary and saves the checkpoint (Lightning's own handling would stop at once and save
+    nothing); a second one aborts at once, saving nothing. The process then exits with 130
+    (``cfnet.train``), as a process ended by SIGINT does.
+
     A ``Checkpoint`` subclass, so Lightning runs its hooks after every other callback's and after
     the ``ModelCheckpoint``-s listed before it (``conf/callbacks/default.yaml``).
     """
@@ -334,6 +343,47 @@ class PreemptionCheckpoint(Checkpoint):
     def __init__(self) -> None:
         self.saved: str | None = None
         self.deferred = False  # a SIGTERM held back until the running validation is complete
+        self.signal = signal.SIGTERM  # what stopped the run: SIGTERM, or SIGINT (Ctrl-C)
+        self._previous_sigint: Any = None  # the SIGINT handler to put back after fitting
+
+    # ---- Ctrl-C -------------------------------------------------------------------------------
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and threading.current_thread() is threading.main_thread():
+            self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint(trainer))
+
+    def _on_sigint(self, trainer: L.Trainer) -> Callable[[int, Any], None]:
+        pid = os.getpid()
+
+        def handle(signum: int, frame: Any) -> None:
+            # Ctrl-C in a terminal reaches the whole process group: DataLoader workers forked
+            # from this process inherit this handler and leave the stop to the training process
+            # (with Python's default they would die, and the run with them).
+            if os.getpid() != pid:
+                return
+            if self.signal == signal.SIGINT:  # the second Ctrl-C: abort now, save nothing
+                self._restore_sigint()
+                print("Ctrl-C again: aborting without saving", file=sys.stderr, flush=True)
+                raise KeyboardInterrupt
+            self.signal = signal.SIGINT
+            if trainer.is_global_zero:
+                print(
+                    "Ctrl-C: stopping after this training step to save a resumable checkpoint "
+                    "(a running validation finishes first); press Ctrl-C again to abort at once",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            trainer._signal_connector.received_sigterm = True  # Lightning's own stop, as SIGTERM
+
+        return handle
+
+    def _restore_sigint(self) -> None:
+        if self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            self._restore_sigint()
 
     def on_validation_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
         fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
@@ -351,17 +401,22 @@ class PreemptionCheckpoint(Checkpoint):
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
+        self._restore_sigint()
         if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:
             return
+        name = "Ctrl-C" if self.signal == signal.SIGINT else "SIGTERM"
         if trainer.sanity_checking or trainer.global_step == 0:
-            return  # nothing trained yet: starting again loses nothing
+            if trainer.is_global_zero:  # nothing trained yet: starting again loses nothing
+                print(f"{name}: stopped before the first training step; nothing to save")
+            return
         # Lightning's numbering (hpc_ckpt_1, _2, ...) and place, which its SLURM resume reads.
         self.saved = trainer._checkpoint_connector.hpc_save_path(trainer.default_root_dir)
         trainer.save_checkpoint(self.saved, weights_only=False)  # the full training state
         if trainer.is_global_zero:
+            slurm = "; a requeued SLURM job with the same run dir resumes from it by itself"
             print(
-                f"SIGTERM: saved a resumable checkpoint at step {trainer.global_step}: "
-                f"{self.saved} (resume: python -m cfnet.train ckpt_path={self.saved} ...; a "
-                "requeued SLURM job with the same run dir resumes from it by itself)",
+                f"{name}: saved a resumable checkpoint at step {trainer.global_step}: "
+                f"{self.saved} (resume: python -m cfnet.train ckpt_path={self.saved}"
+                f"{slurm if name == 'SIGTERM' else ''})",
                 file=sys.stderr,
             )

@@ -1,7 +1,9 @@
 """``python -m cfnet.evaluate ckpt_path=… dataset=… split=val inference=ms_flip``: metrics.
 
-The checkpoint rebuilds its own model (no model config needed); the dataset config must describe
-the same classes. ``inference=whole|slide|ms_flip`` picks the protocol (``cfnet.inference``).
+The checkpoint rebuilds its own model (no model config needed) and says which data it was trained
+on: without ``dataset`` arguments that dataset config is used (``cfnet.ckpt_config``); a
+``dataset=`` / ``dataset.*`` override wins, but must describe the same classes.
+``inference=whole|slide|ms_flip`` picks the protocol (``cfnet.inference``).
 Prints the per-class table and writes ``metrics/<split>.{json,md}`` in the run dir.
 With ``trainer=ddp_cpu`` / ``trainer=ddp`` the split is sharded across processes, each image once.
 """
@@ -12,6 +14,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from cfnet.ckpt_config import dataset_from_checkpoint
 from cfnet.cli import CONFIG_DIR, checked_groups, user_errors
 from cfnet.lit import SegmentationModule
 from cfnet.metrics import SegmentationScores
@@ -20,6 +23,7 @@ from cfnet.validate import check_eval_config
 
 def evaluate(cfg: DictConfig) -> SegmentationScores:
     check_eval_config(cfg)
+    print(dataset_from_checkpoint(cfg, cfg.ckpt_path, own_keys=("test_split",)))
     module = SegmentationModule.from_checkpoint(cfg.ckpt_path)
     module.require_classes(list(cfg.dataset.class_names), cfg.dataset.name, cfg.ckpt_path)
     module.inference = instantiate(cfg.inference)

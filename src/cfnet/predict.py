@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from cfnet.atomic import write_atomically
+from cfnet.ckpt_config import dataset_from_checkpoint
 from cfnet.cli import CONFIG_DIR, checked_groups, user_errors
 from cfnet.data.base import eval_transform
 from cfnet.data.io import IMAGE_SUFFIXES, read_any_image
@@ -134,6 +135,7 @@ def save_png(image: Image.Image, path: Path) -> None:
 @torch.no_grad()
 def predict(cfg: DictConfig) -> list[Path]:
     check_predict_config(cfg)
+    print(dataset_from_checkpoint(cfg, cfg.ckpt_path))  # its base/crop size for inference
     source, output = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
     images = list_inputs(source)
     plans = plan_outputs(images, source, output, cfg.overwrite, cfg.export)

@@ -12,27 +12,47 @@ the model exist; the trainer (Lightning's own option checks) comes before any da
 
 from __future__ import annotations
 
+from signal import SIGINT
+
 import hydra
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from cfnet.callbacks import PreemptionCheckpoint
 from cfnet.checkpoints import TRAINING_KEYS, read_checkpoint
+from cfnet.ckpt_config import (
+    RunConfigCheckpoint,
+    in_run_dir_of_checkpoint,
+    resume_config,
+    task_overrides,
+)
 from cfnet.cli import CONFIG_DIR, checked_groups, user_errors
 from cfnet.validate import check_train_config
 
 # Exit status after SIGTERM (128 + 15, as if the signal had ended the process): the job stopped
 # before it was done, which schedulers and restart policies must not take for success.
 SIGTERM_EXIT = 143
+SIGINT_EXIT = 130  # 128 + 2: stopped with Ctrl-C (the first one saves a checkpoint, as SIGTERM)
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit (and test) from a composed config; returns the final logged metrics."""
-    check_train_config(cfg)
+def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, float]:
+    """Fit (and test) from a composed config; returns the final logged metrics.
+
+    ``overrides``: the command line ``cfg`` was composed from (``cfnet.train``'s own); with them,
+    a ``ckpt_path`` brings its run's own config (``cfnet.ckpt_config.resume_config``). Without
+    them (a config composed in Python), ``cfg`` is used as given.
+    """
     if cfg.ckpt_path:  # one clear line for a missing, corrupt, foreign or pickled-code file
-        read_checkpoint(cfg.ckpt_path, "checkpoint to resume from", require=TRAINING_KEYS)
+        checkpoint = read_checkpoint(
+            cfg.ckpt_path, "checkpoint to resume from", require=TRAINING_KEYS
+        )
+        if overrides is not None:
+            cfg, overrides = resume_config(cfg, checkpoint, overrides)
+    check_train_config(cfg)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    callbacks.append(RunConfigCheckpoint(cfg, overrides or []))  # checkpoints carry their config
     loggers = [instantiate(c) for c in cfg.logger.values()] if cfg.get("logger") else []
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     L.seed_everything(cfg.seed, workers=True)
@@ -59,15 +79,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
             )
             metrics |= {k: float(v) for k, v in trainer.callback_metrics.items()}
     except SIGTERMException as stop:  # PreemptionCheckpoint has saved where to resume from
-        raise SystemExit(SIGTERM_EXIT) from stop
+        stopper = next((c for c in callbacks if isinstance(c, PreemptionCheckpoint)), None)
+        raise SystemExit(
+            SIGINT_EXIT if stopper and stopper.signal == SIGINT else SIGTERM_EXIT
+        ) from stop
     return metrics
 
 
 @checked_groups
+@in_run_dir_of_checkpoint
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     with user_errors():
-        metrics = train(cfg)
+        metrics = train(cfg, task_overrides())
     return metrics.get("val/mIoU")  # for Hydra sweepers that optimise a value
 
 

@@ -1,0 +1,347 @@
+"""The checkpoint is the source of truth for what a model was trained on.
+
+Every checkpoint ``cfnet.train`` writes carries its run's composed config (``RunConfigCheckpoint``:
+the YAML of ``.hydra/config.yaml``, the command-line overrides and the run dir). From it:
+
+* ``evaluate`` / ``predict`` (``dataset_from_checkpoint``) score and predict with the dataset the
+  model was trained on -- name, classes, image sizes, normalisation -- unless the command line
+  names a ``dataset=`` (then that one, whole) or ``dataset.*`` keys (then those, on top of the
+  checkpoint's); a geometry that differs from the training data is said in one line.
+* ``train ckpt_path=…`` (``resume_config``) continues the run with the run's own config in the
+  run's own dir (``run_dir_overrides``, before Hydra makes a new dir), whatever the command line
+  composed by default; an override that would change the run (model, data, schedule) is refused
+  in one line naming the keys, and a few that only change where or how it runs are allowed
+  (``RESUME_ALLOWED``).
+
+Checkpoints written before cfnet stored this fall back to the ``.hydra/config.yaml`` of the run dir
+they lie in, when there is one (and its classes match the checkpoint's).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import redirect_stderr
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from cfnet.checkpoints import TRAINING_KEYS, read_checkpoint
+
+KEY = "cfnet_run"  # checkpoint[KEY] = {"config": yaml, "overrides": [...], "run_dir": str}
+
+# Keys of the dataset config that say how it is read, not what the data is: left out of the
+# "differs from the training data" line.
+DATASET_RUNTIME_KEYS = frozenset(
+    {
+        "root",
+        "num_workers",
+        "loader_timeout",
+        "batch_size",
+        "eval_batch_size",
+        "on_bad_sample",
+        "val_split",
+        "test_split",
+        "shuffle_seed",
+        "flip",
+        "scale_range",
+    }
+)
+
+# Overrides a resume accepts although they change the config: where the run's data and outputs
+# are, the hardware it runs on, how it loads and logs -- not the model, the data, the optimiser or
+# the schedule (``trainer.max_epochs`` / ``max_steps`` included: the poly LR schedule restored from
+# the checkpoint ends at the run's own length, so a longer run would train on at LR 0).
+RESUME_ALLOWED = (
+    "paths.",
+    "dataset.root",
+    "dataset.num_workers",
+    "dataset.loader_timeout",
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.strategy",
+    "trainer.precision",
+    "trainer.sync_batchnorm",
+    "trainer.log_every_n_steps",
+    "logger",
+    "callbacks.progress_bar",
+    "callbacks.wandb_media",
+    "experiment_name",
+    "test",
+)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a checkpoint says about the run that wrote it."""
+
+    config: DictConfig  # the composed config, unresolved (as in .hydra/config.yaml)
+    overrides: list[str]  # the run's command-line overrides
+    run_dir: Path | None  # the run dir the checkpoint lies in, when it still does
+    source: str  # "the checkpoint" or the .hydra/config.yaml path it came from
+
+
+class RunConfigCheckpoint(L.Callback):
+    """Stores the run's composed config, overrides and run dir in every checkpoint it writes
+    (plain strings: the checkpoint stays readable with ``torch.load(weights_only=True)``)."""
+
+    def __init__(self, config: DictConfig, overrides: Iterable[str]) -> None:
+        self.yaml = OmegaConf.to_yaml(config, resolve=False)
+        self.overrides = list(overrides)
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        run_dir = os.path.abspath(trainer.default_root_dir)
+        checkpoint[KEY] = {"config": self.yaml, "overrides": self.overrides, "run_dir": run_dir}
+
+
+# ---- reading -------------------------------------------------------------------------------
+def _run_dir_of(ckpt_path: Path, stored: str | None) -> Path | None:
+    """``<run>`` for ``<run>/checkpoints/*.ckpt`` and ``<run>/hpc_ckpt_*.ckpt``, when ``<run>``
+    is the dir the run wrote (the one stored, or one with Hydra's ``.hydra/config.yaml``)."""
+    path = Path(os.path.abspath(ckpt_path))
+    candidate = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    if stored and Path(stored).is_dir() and os.path.samefile(stored, candidate):
+        return Path(stored)
+    if (candidate / ".hydra" / "config.yaml").is_file():
+        return candidate
+    return None
+
+
+def run_record(ckpt_path: str | Path, checkpoint: dict[str, Any]) -> RunRecord | None:
+    """The run's config from the checkpoint, else from the ``.hydra/`` of the run dir it lies in
+    (older checkpoints); None when neither is there."""
+    stored = checkpoint.get(KEY) if isinstance(checkpoint, dict) else None
+    if isinstance(stored, dict) and isinstance(stored.get("config"), str):
+        config = OmegaConf.create(stored["config"])
+        run_dir = _run_dir_of(Path(ckpt_path), stored.get("run_dir"))
+        return RunRecord(config, list(stored.get("overrides", [])), run_dir, "the checkpoint")
+    run_dir = _run_dir_of(Path(ckpt_path), None)
+    if run_dir is None:
+        return None
+    config_file = run_dir / ".hydra" / "config.yaml"
+    config = OmegaConf.load(config_file)
+    trained = checkpoint.get("hyper_parameters", {}).get("class_names")
+    names = OmegaConf.select(config, "dataset.class_names", default=None)
+    if names is None or OmegaConf.to_container(names) != trained:
+        return None  # a checkpoint copied into another run's dir: that config is not its own
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    overrides = OmegaConf.load(overrides_file) if overrides_file.is_file() else []
+    return RunRecord(config, [str(o) for o in overrides], run_dir, str(config_file))
+
+
+# ---- evaluate / predict: the dataset of the checkpoint ---------------------------------------
+def task_overrides() -> list[str]:
+    """The command line's overrides (none when the config was not composed by Hydra's main)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def _parsed(overrides: list[str]) -> list[Any]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_overrides(overrides)
+
+
+def _flat(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, leaf value) pairs of a nested dict; lists are leaves."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _flat(value, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1], node
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    absent = "<absent>"
+    a, b = dict(_flat(old)), dict(_flat(new))
+    return {
+        k: (a.get(k, absent), b.get(k, absent))
+        for k in sorted(a.keys() | b.keys())
+        if a.get(k, absent) != b.get(k, absent)
+    }
+
+
+def dataset_from_checkpoint(cfg: DictConfig, ckpt_path: str, own_keys: Iterable[str] = ()) -> str:
+    """Replace ``cfg.dataset`` by the dataset config the checkpoint was trained with, in place.
+
+    Kept from the composed ``cfg.dataset``: the keys the command's own config sets (``own_keys``,
+    e.g. evaluate's ``test_split: ${split}``) and the ``dataset.*`` overrides of the command line;
+    a ``dataset=<name>`` on the command line keeps the composed config whole. Interpolations in the
+    checkpoint's dataset config (``${paths.data_dir}``) resolve on this machine. Returns the one
+    line printed about it (also when nothing is known of the training data).
+    """
+    checkpoint = read_checkpoint(ckpt_path)
+    record = run_record(ckpt_path, checkpoint)
+    if record is None or "dataset" not in record.config:
+        return (
+            f"note: {ckpt_path} carries no dataset config (written before cfnet stored it, and no "
+            f"run dir next to it): using dataset={cfg.dataset.name} as composed"
+        )
+    explicit = [o for o in _parsed(task_overrides()) if o.key_or_group.split(".")[0] == "dataset"]
+    composed = OmegaConf.to_container(cfg.dataset, resolve=False)
+    with open_dict(cfg):
+        if any(o.key_or_group == "dataset" for o in explicit):
+            trained = record.config.dataset
+            used = "as given on the command line"
+        else:
+            dataset = OmegaConf.create(OmegaConf.to_container(record.config.dataset))
+            keys = [*own_keys, *(o.key_or_group[len("dataset.") :] for o in explicit)]
+            for key in keys:
+                value: Any = composed
+                for part in key.split("."):  # the raw value: "${split}" stays an interpolation
+                    value = value.get(part) if isinstance(value, dict) else None
+                OmegaConf.update(dataset, key, value, merge=False, force_add=True)
+            for o in explicit:
+                if o.is_delete():
+                    dataset.pop(o.key_or_group[len("dataset.") :], None)
+            trained, cfg.dataset = record.config.dataset, dataset
+            changed = [o.key_or_group for o in explicit]
+            used = f"as trained (config from {record.source})" + (
+                f", with {', '.join(changed)} from the command line" if changed else ""
+            )
+        # the checkpoint's dataset config, resolved here (same interpolation context as cfg's)
+        reference = cfg.copy()
+        reference.dataset = trained
+        before = OmegaConf.to_container(reference.dataset, resolve=True)
+        after = OmegaConf.to_container(cfg.dataset, resolve=True)
+    differs = {
+        k: v
+        for k, v in _differences(before, after).items()
+        if k.split(".")[0] not in DATASET_RUNTIME_KEYS
+    }
+    line = f"dataset: {cfg.dataset.name} {used}"
+    if differs:
+        what = ", ".join(f"{k} {old} → {new}" for k, (old, new) in differs.items())
+        line += f"; differs from the training data ({trained.name}, config from "
+        line += f"{record.source}): {what}"
+    return line
+
+
+# ---- train: resume with the run's own config, in its own dir --------------------------------
+def _hydra_quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def run_dir_overrides(argv: list[str]) -> list[str]:
+    """Hydra overrides that make ``train ckpt_path=<run>/…`` run in ``<run>`` again.
+
+    Added to the command line before Hydra composes (and creates its run dir): the checkpoint's
+    own run dir, and no ``.hydra/`` output (the run's record of how it was started stays as it
+    was). Nothing when the command line names a run dir, sweeps, or the checkpoint lies outside
+    a run dir.
+    """
+    from hydra._internal.utils import get_args_parser
+
+    try:
+        with redirect_stderr(io.StringIO()):
+            args, _ = get_args_parser().parse_known_args(argv)
+        overrides = _parsed(args.overrides)
+    except (Exception, SystemExit):  # malformed: Hydra reports it in its words
+        return []
+    if args.multirun or any(o.key_or_group.startswith("hydra.run") for o in overrides):
+        return []
+    ckpt = next((o.value() for o in overrides if o.key_or_group == "ckpt_path"), None)
+    if not ckpt or not isinstance(ckpt, str):
+        return []
+    checkpoint = read_checkpoint(ckpt, "checkpoint to resume from", require=TRAINING_KEYS)
+    record = run_record(ckpt, checkpoint)
+    if record is None or record.run_dir is None:
+        return []
+    return [f"hydra.run.dir={_hydra_quote(str(record.run_dir))}", "hydra.output_subdir=null"]
+
+
+def in_run_dir_of_checkpoint(main: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a ``@hydra.main`` function: on the command line, a resume runs in its own run dir."""
+
+    @functools.wraps(main)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if not args and not kwargs:
+            from cfnet.cli import user_errors
+
+            with user_errors():  # a missing / unreadable checkpoint: one line, no run dir made
+                sys.argv += run_dir_overrides(sys.argv[1:])
+        return main(*args, **kwargs)
+
+    return run
+
+
+def _allowed(key: str) -> bool:
+    return any(key == p.rstrip(".") or key.startswith(p.rstrip(".") + ".") for p in RESUME_ALLOWED)
+
+
+def _compose(overrides: list[str]) -> dict[str, Any]:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from cfnet.cli import CONFIG_DIR
+
+    if GlobalHydra.instance().is_initialized():
+        cfg = compose("train", overrides=overrides)
+    else:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose("train", overrides=overrides)
+    return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
+
+
+def resume_config(
+    cfg: DictConfig, checkpoint: dict[str, Any], given: list[str]
+) -> tuple[DictConfig, list[str]]:
+    """The config to resume ``cfg.ckpt_path`` with, and the overrides to record with it.
+
+    ``cfg`` was composed by Hydra's main from the command line's overrides ``given``. The result
+    is the run's own composed config (``run_record``), plus the overrides that ``RESUME_ALLOWED``
+    lets through; any other override that changes the run's config is refused in one line.
+    Without a record of the run (an old checkpoint moved out of its run dir), ``cfg`` as composed.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    record = run_record(cfg.ckpt_path, checkpoint)
+    if record is None:
+        print(
+            f"note: {cfg.ckpt_path} carries no run config (written before cfnet stored it, and "
+            "no run dir next to it): resuming with the config of this command line"
+        )
+        return cfg, given
+    user = [o for o in _parsed(given) if o.key_or_group != "ckpt_path"]
+    user_keys = {o.key_or_group for o in user}
+    recorded = [o for o in _parsed(record.overrides) if o.key_or_group != "ckpt_path"]
+    original = [o.input_line for o in recorded if o.key_or_group not in user_keys]
+    config = record.config
+    if user:
+        changes = _differences(
+            _compose([o.input_line for o in recorded]),  # the run's config, from today's conf/
+            _compose(original + [o.input_line for o in user]),  # … with this command line's
+        )
+        refused = {k: v for k, v in changes.items() if not _allowed(k)}
+        if refused:
+            what = ", ".join(f"{k} ({old} → {new})" for k, (old, new) in refused.items())
+            raise ValueError(
+                f"resuming {cfg.ckpt_path} continues its run as configured; these overrides "
+                f"would change its model, data or schedule: {what}. Drop them to resume, or "
+                "start a new run (without ckpt_path) to train another configuration"
+            )
+        config = OmegaConf.create(OmegaConf.to_container(config))
+        for key, (_, new) in changes.items():
+            if new == "<absent>":
+                parent, _, leaf = key.rpartition(".")
+                node = OmegaConf.select(config, parent) if parent else config
+                if node is not None:
+                    node.pop(leaf, None)
+            else:
+                OmegaConf.update(config, key, new, merge=False, force_add=True)
+    config = OmegaConf.create(OmegaConf.to_container(config))
+    config.ckpt_path = cfg.ckpt_path
+    OmegaConf.set_struct(config, True)
+    where = HydraConfig.get().runtime.output_dir
+    print(f"resuming {cfg.ckpt_path} with its run's config ({record.source}) in {where}")
+    return config, original + [o.input_line for o in user]
