@@ -62,6 +62,7 @@ def test_a_lone_onnx_file_runs_anywhere_and_carries_its_metadata(checkpoint, tmp
         np.testing.assert_allclose(logits, net(image).numpy(), atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow  # a second ONNX export: ~30 s on the 2-core CPU
 def test_weights_too_large_for_one_file_go_beside_it_and_both_are_named(
     checkpoint, tmp_path, monkeypatch, capsys
 ):

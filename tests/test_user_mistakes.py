@@ -93,8 +93,9 @@ def test_each_mistake_is_one_line_with_what_to_type_and_leaves_no_run_dir(tmp_pa
 
 
 def test_refused_runs_leave_no_run_dir(tmp_path):
-    """Refused once Hydra has made the run dir: a missing checkpoint, a file dataset's wrong
-    root (found when the data module is built), an impossible setting."""
+    """Refused once Hydra has made the run dir (``outputs/<name>/<time>/``, from the folder the
+    user is in): a missing checkpoint, a file dataset's wrong root (found when the data module is
+    built), an impossible setting. Nothing is left, not even the empty ``outputs/``."""
     missing = tmp_path / "missing.ckpt"
     calls = [
         ("cfnet.evaluate", [f"ckpt_path={missing}"]),
@@ -102,14 +103,12 @@ def test_refused_runs_leave_no_run_dir(tmp_path):
         ("cfnet.train", ["dataset=pascal_voc", f"dataset.root={tmp_path / 'nowhere'}"]),
         ("cfnet.train", ["model.heads=3"]),
     ]
-    runs = tmp_path / "runs"
-    calls = [
-        (m, [*a, f"hydra.run.dir={runs / 'outputs' / str(i)}"]) for i, (m, a) in enumerate(calls)
-    ]
-    results = run_cli_batch(calls, tmp_path)
+    user = tmp_path / "user"
+    user.mkdir()
+    results = run_cli_batch(calls, tmp_path, cwd=user)
     for call, result in zip(calls, results, strict=True):
         where = f"python -m {call[0]} {' '.join(call[1])}:\n{result.stderr}"
         assert result.returncode == 2 and result.stderr.splitlines()[-1].startswith("error: ")
         assert "Traceback" not in result.stderr, where
     assert "nowhere" in results[2].stderr and "does not exist" in results[0].stderr
-    assert not (runs / "outputs").exists()  # nor the folder the run dirs would have been in
+    assert list(user.iterdir()) == []

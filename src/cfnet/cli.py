@@ -106,9 +106,11 @@ def user_errors() -> Iterator[None]:
 
 def discard_refused_run_dir() -> None:
     """Remove the run dir of a single run refused before it made anything: Hydra creates the dir
-    (``.hydra/`` and the job's log) before cfnet sees the config, so a refused run would leave an
-    empty-looking ``outputs/<name>/<time>/``. A dir holding anything else is kept, and so is
-    the working directory itself and every sweep's job dir (``report`` lists failed jobs)."""
+    (``.hydra/`` and the job's log) before cfnet sees the config, and Lightning's CSV logger
+    writes ``csv/hparams.yaml`` as a failed run ends, so a refused run (a bad value, a missing
+    checkpoint, a wrong dataset root) would leave an empty-looking ``outputs/<name>/<time>/``.
+    A dir holding any other file (a checkpoint, metrics, a curve) is kept, and so is the working
+    directory itself and every sweep's job dir (``report`` lists failed jobs)."""
     if not HydraConfig.initialized():
         return
     hydra_cfg = HydraConfig.get()
@@ -116,11 +118,14 @@ def discard_refused_run_dir() -> None:
         return
     run_dir = Path(hydra_cfg.runtime.output_dir).resolve()
     cwd = Path(hydra_cfg.runtime.cwd).resolve()
-    hydra_files = {hydra_cfg.output_subdir, f"{hydra_cfg.job.name}.log"}
     if run_dir == cwd or not run_dir.is_dir() or cwd.is_relative_to(run_dir):
         return
-    if any(p.name not in hydra_files for p in run_dir.iterdir()):
-        return
+    setup = {f"{hydra_cfg.job.name}.log", "csv/hparams.yaml"}
+    subdir = hydra_cfg.output_subdir or ".hydra"
+    for path in run_dir.rglob("*"):
+        name = path.relative_to(run_dir).as_posix()
+        if path.is_file() and name not in setup and path.parts[len(run_dir.parts)] != subdir:
+            return
     logging.shutdown()  # close the job's log file before it goes
     shutil.rmtree(run_dir, ignore_errors=True)
     for parent in run_dir.parents:  # outputs/<name>/, outputs/ when this run made them
