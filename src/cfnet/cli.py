@@ -240,7 +240,10 @@ def check_command_line(argv: list[str], config_name: str, config_dir: str = CONF
     Hydra would suggest ``+key=...``, which only fails later), and a mandatory value (``???``)
     left unset (naming it, with the entry point's usage line as the example)."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
+    if GlobalHydra.instance().is_initialized():  # called from inside Hydra: it has composed
+        return
     try:
         with redirect_stderr(io.StringIO()):
             args, _ = get_args_parser().parse_known_args(argv)
