@@ -197,10 +197,13 @@ json.dump(results, open(output, "w"))
 
 
 def run_cli_batch(
-    calls: list[tuple[str, list[str]] | tuple[str, list[str], dict[str, str]]], workdir: Path
+    calls: list[tuple[str, list[str]] | tuple[str, list[str], dict[str, str]]],
+    workdir: Path,
+    cwd: Path | None = None,
 ) -> list[subprocess.CompletedProcess]:
     """``run_cli(module, *args, check=False)`` for each call, in one subprocess (one import of
-    torch / Lightning instead of one per call); returns one CompletedProcess per call."""
+    torch / Lightning instead of one per call), run in ``cwd`` (default: this process's);
+    returns one CompletedProcess per call."""
     spec = workdir / "calls.json"
     spec.write_text(json.dumps([[c[0], list(c[1]), c[2] if len(c) > 2 else {}] for c in calls]))
     results = workdir / "results.json"
@@ -210,6 +213,7 @@ def run_cli_batch(
         text=True,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
         timeout=600,
+        cwd=cwd,
     )
     if run.returncode != 0:
         raise AssertionError(f"batch driver failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")

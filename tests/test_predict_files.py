@@ -287,3 +287,35 @@ def test_two_inputs_that_would_write_the_same_file_are_refused(
         f"error: inputs {first!r} and {second!r} would both write {clash!r}; rename one of them"
     )
     assert not out.exists()
+
+
+def test_on_bad_input_skip_predicts_the_others_and_lists_what_it_skipped(
+    ckpt, tmp_path, capsys, monkeypatch
+):
+    """A truncated picture among good ones: with on_bad_input=skip the good ones are predicted,
+    and one line at the end names the skipped one; a file of another type is named as ignored.
+    Run from the folder a user would be in, without a run dir: predict writes only its outputs."""
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    picture(inputs / "a.jpg", 0)
+    truncated_jpeg(inputs / "b.jpg")
+    picture(inputs / "c.png", 1)
+    (inputs / "notes.txt").write_text("not a picture\n")
+    monkeypatch.chdir(tmp_path)
+    code = run_main(f"ckpt_path={ckpt}", "input=in", "output=out", "on_bad_input=skip")
+    printed = capsys.readouterr()
+    assert code == 0
+    assert set(os.listdir(out)) == outputs(["a", "c"])
+    assert sorted(os.listdir(tmp_path)) == ["in", "out"]  # no outputs/, .hydra/ or predict.log
+    notices = printed.err.strip().splitlines()
+    assert len(notices) == 2 and "Traceback" not in printed.err
+    assert notices[0].startswith("ignored 1 file(s) whose suffix is not a picture's: notes.txt")
+    assert notices[1].startswith("skipped 1 input(s) that cannot be read (on_bad_input=skip): ")
+    assert "'in/b.jpg'" in notices[1] and "a.jpg" not in notices[1]
+    assert len(printed.out.strip().splitlines()) == 2  # one line per predicted picture
+
+    # without skip (the default) it stops, naming the file and the option, before writing
+    code = run_main(f"ckpt_path={ckpt}", "input=in", "output=out2")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: ") and "'in/b.jpg'" in err[-1]
+    assert err[-1].endswith("(on_bad_input=skip predicts the others)")
+    assert not (tmp_path / "out2").exists()

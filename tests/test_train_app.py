@@ -37,6 +37,13 @@ def test_fast_dev_run_of_the_default(tmp_path):
     result = run_cli("cfnet.train", "trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path}")
     assert "mIoU_ambiguous" in result.stdout  # the per-class table was printed
     assert (tmp_path / "metrics" / "val.json").is_file()
+    # the job's log holds the run's log records; Lightning's adverts and its always-0 FLOPs are gone
+    log = (tmp_path / "train.log").read_text()
+    assert "GPU available: False" in log and "lightning.pytorch" in log
+    console = result.stdout + result.stderr
+    assert "GPU available: False" in console and console.count("GPU available") == 1
+    assert "💡" not in console and "litlogger" not in console and "FLOPs" not in console
+    assert "Params: " in console  # the model summary itself is kept
 
 
 @pytest.fixture(scope="module")

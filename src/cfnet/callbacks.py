@@ -15,10 +15,11 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.callbacks import Checkpoint, RichModelSummary
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.model_summary import get_human_readable_count
 from rich.console import Console
 from rich.table import Table
 
@@ -420,3 +421,36 @@ class PreemptionCheckpoint(Checkpoint):
                 f"{slurm if name == 'SIGTERM' else ''})",
                 file=sys.stderr,
             )
+
+
+class ModelSummary(RichModelSummary):
+    """Lightning's model summary at the start of fitting, without its FLOPs: Lightning counts
+    FLOPs only for a module with an ``example_input_array`` (one extra forward pass at the crop
+    size on every start), which cfnet does not set, so its FLOPs column and "Total FLOPs" line
+    would only ever say 0."""
+
+    @staticmethod
+    def summarize(
+        summary_data: list[tuple[str, list[str]]],
+        total_parameters: int,
+        trainable_parameters: int,
+        model_size: float,
+        total_training_modes: dict[str, int],
+        total_flops: int,
+        **summarize_kwargs: Any,
+    ) -> None:
+        from rich import get_console
+
+        columns = [(name, values) for name, values in summary_data if name != "FLOPs"]
+        table = Table(header_style=summarize_kwargs.get("header_style", "bold magenta"))
+        for name, _ in columns:
+            table.add_column(name, justify="right" if name.startswith("Params") else "left")
+        for row in zip(*(values for _, values in columns), strict=True):
+            table.add_row(*row)
+        console = get_console()
+        console.print(table)
+        console.print(
+            f"Params: {get_human_readable_count(total_parameters)} "
+            f"({get_human_readable_count(trainable_parameters)} trainable, {model_size:.1f} MB)",
+            highlight=False,
+        )

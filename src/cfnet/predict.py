@@ -3,8 +3,10 @@
 For every input image: ``<stem>.png``, an indexed PNG whose pixel values are the predicted class
 ids (with the dataset palette, so it also looks right), and ``<stem>_overlay.png``. Nothing is
 written into the input folder, and existing outputs are only replaced with ``overwrite=true``.
-Every input is decoded before anything is written (a broken one stops the run, naming it), and
-each output is written atomically (an interrupted run never leaves half a PNG).
+Every input is decoded before anything is written (a broken one stops the run, naming it; with
+``on_bad_input=skip`` the others are predicted and the broken ones listed in one line at the end),
+and each output is written atomically (an interrupted run never leaves half a PNG). Files of a
+folder that are not pictures by their suffix are named in one line and left alone.
 ``inference=whole|slide|ms_flip`` picks the protocol (``cfnet.inference``).
 
 ``export=voc|cityscapes`` writes test-server submissions instead: VOC palette PNGs of class ids
@@ -27,7 +29,7 @@ from cfnet.atomic import write_atomically
 from cfnet.ckpt_config import dataset_from_checkpoint
 from cfnet.cli import CONFIG_DIR, checked_groups, user_errors
 from cfnet.data.base import eval_transform
-from cfnet.data.io import IMAGE_SUFFIXES, read_any_image
+from cfnet.data.io import IMAGE_SUFFIXES, SampleError, read_any_image
 from cfnet.data.labels import CITYSCAPES_TRAIN_NAMES, cityscapes_train_to_label_id
 from cfnet.lit import SegmentationModule
 from cfnet.validate import check_predict_config
@@ -54,6 +56,18 @@ def list_inputs(source: Path) -> list[Path]:
     if not images:
         raise FileNotFoundError(f"input folder {str(source)!r} holds no images {IMAGE_SUFFIXES}")
     return images
+
+
+def other_files(source: Path) -> list[Path]:
+    """The files of the folder ``source`` that ``list_inputs`` leaves out for their type (suffix),
+    to be named: hidden files and folders are left out silently."""
+    if not source.is_dir():
+        return []
+    return sorted(
+        p
+        for p in source.iterdir()
+        if not p.name.startswith(".") and p.suffix.lower() not in IMAGE_SUFFIXES and not p.is_dir()
+    )
 
 
 def printable(text: str) -> str:
@@ -119,12 +133,20 @@ def plan_outputs(
     return plans
 
 
-def check_inputs(images: list[Path]) -> None:
+def check_inputs(images: list[Path], on_bad_input: str = "error") -> dict[Path, str]:
     """Decode every input once before anything is written, so that a broken picture among them
     stops the run naming it, rather than after some outputs exist (one extra decode per image:
-    little next to the network's forward passes)."""
+    little next to the network's forward passes). With ``on_bad_input="skip"``, the broken ones
+    are not raised but returned: {picture: the message naming it and what is wrong}."""
+    bad = {}
     for image in images:
-        read_any_image(image)
+        try:
+            read_any_image(image)
+        except SampleError as err:
+            if on_bad_input != "skip":
+                raise SampleError(f"{err} (on_bad_input=skip predicts the others)") from err
+            bad[image] = str(err)
+    return bad
 
 
 def save_png(image: Image.Image, path: Path) -> None:
@@ -138,8 +160,16 @@ def predict(cfg: DictConfig) -> list[Path]:
     print(dataset_from_checkpoint(cfg, cfg.ckpt_path))  # its base/crop size for inference
     source, output = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
     images = list_inputs(source)
+    if ignored := other_files(source):
+        names = ", ".join(p.name for p in ignored)
+        line = f"ignored {len(ignored)} file(s) whose suffix is not a picture's: {names}"
+        print(printable(line), file=sys.stderr)
     plans = plan_outputs(images, source, output, cfg.overwrite, cfg.export)
-    check_inputs(images)
+    bad = check_inputs(images, cfg.on_bad_input)
+    if len(bad) == len(images):
+        raise ValueError(f"none of the {len(images)} inputs can be read: {'; '.join(bad.values())}")
+    plans = [plan for image, plan in zip(images, plans, strict=True) if image not in bad]
+    images = [image for image in images if image not in bad]
     module = SegmentationModule.from_checkpoint(cfg.ckpt_path).eval().to(cfg.device)
     hp = module.hparams
     module.require_classes(list(cfg.dataset.class_names), cfg.dataset.name, cfg.ckpt_path)
@@ -161,6 +191,9 @@ def predict(cfg: DictConfig) -> list[Path]:
             save_png(Image.fromarray(overlay(image, mask, hp.palette, cfg.overlay_alpha)), paths[1])
         written += paths
         print(printable(f"{image_path} → {', '.join(str(p) for p in paths)}"))
+    if bad:
+        skipped = f"skipped {len(bad)} input(s) that cannot be read (on_bad_input=skip): "
+        print(printable(skipped + "; ".join(bad.values())), file=sys.stderr)
     return written
 
 

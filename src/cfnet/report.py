@@ -2,8 +2,10 @@
 
 Reads each job's ``.hydra/overrides.yaml`` and ``metrics/<split>.json`` (written by the report
 callback). A sweep over ``+experiment/table2`` becomes the paper's Table 2 (one row per component
-set); a sweep over ``model.k`` × ``model.heads`` becomes Table 3 (a K × H grid with a heat-map);
-any other sweep is listed one row per job. Writes ``report.md`` and ``report.png`` into the sweep
+set, with a bar chart); a sweep over ``model.k`` × ``model.heads`` becomes Table 3 (a K × H grid
+with a heat-map); any other sweep is listed one row per job, by the overrides that vary between
+jobs (those every job shares are named once above the table), with a bar chart of the metric per
+job. Writes ``report.md`` and ``report.png`` into the sweep
 dir (replacing only those two files) and prints the markdown.
 """
 
@@ -123,31 +125,45 @@ def table3(jobs: list[Job], metric: str) -> tuple[str, dict[tuple[int, int], flo
     return "\n".join(lines), grid
 
 
-def generic(jobs: list[Job]) -> str:
-    columns = _columns(jobs)
-    lines = [
-        "| job | overrides | " + " | ".join(columns) + " |",
-        "|---|---|" + "---|" * len(columns),
-    ]
+def varying(jobs: list[Job]) -> list[str]:
+    """The override keys whose value is not the same in every job (in first-seen order)."""
+    keys = dict.fromkeys(k for j in jobs for k in j.overrides)
+    return [k for k in keys if len({j.overrides.get(k) for j in jobs}) > 1]
+
+
+def job_label(job: Job, keys: list[str]) -> str:
+    """A job by the overrides that tell it from the others (its dir name if none do)."""
+    return ", ".join(f"{k}={job.overrides.get(k, '—')}" for k in keys) or job.directory.name
+
+
+def generic(jobs: list[Job]) -> tuple[str, list[tuple[str, dict[str, float] | None]]]:
+    """One row per job, by the overrides that vary; → (markdown, [(job label, metrics)])."""
+    columns, keys = _columns(jobs), varying(jobs)
+    shared = {k: v for k, v in jobs[0].overrides.items() if k not in keys}
+    lines = [f"Every job: {', '.join(f'{k}={v}' for k, v in shared.items())}", ""] if shared else []
+    lines += ["| job | overrides | " + " | ".join(columns) + " |"]
+    lines += ["|---|---|" + "---|" * len(columns)]
+    rows = []
     for j in jobs:
-        swept = ", ".join(f"{k}={v}" for k, v in j.overrides.items() if k != "experiment")
         cells = [_pct(j.metrics.get(c) if j.metrics else None) for c in columns]
-        lines.append(f"| {j.directory.name} | {swept} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append(f"| {j.directory.name} | {job_label(j, keys)} | " + " | ".join(cells) + " |")
+        rows.append((job_label(j, keys), j.metrics))
+    return "\n".join(lines), rows
 
 
 @dataclass
 class Summary:
-    """A sweep as the paper shows it: a markdown table and its plot (None for other sweeps)."""
+    """A sweep as the paper shows it: a markdown table and its plot."""
 
     kind: str  # "table2" | "table3" | "generic"
     table: str
-    figure: Figure | None
+    figure: Figure | None  # None when no job has metrics
     missing: list[str]  # jobs without metrics (failed or unfinished)
 
 
 def summarise(jobs: list[Job], metric: str) -> Summary:
-    """Table 2 (component rows + bar chart), Table 3 (K × H grid + heat-map) or one row per job."""
+    """Table 2 (component rows + bar chart), Table 3 (K × H grid + heat-map) or one row per job
+    (+ bar chart)."""
     from cfnet import viz
 
     keys = set().union(*(j.overrides for j in jobs))
@@ -158,7 +174,9 @@ def summarise(jobs: list[Job], metric: str) -> Summary:
     if {"model.k", "model.heads"} <= keys:
         table, grid = table3(jobs, metric)
         return Summary("table3", table, viz.kxh_heatmap(grid, metric), missing)
-    return Summary("generic", generic(jobs), None, missing)
+    table, rows = generic(jobs)
+    figure = viz.ablation_bars(rows, metric) if any(m for _, m in rows) else None
+    return Summary("generic", table, figure, missing)
 
 
 def report(sweep_dir: Path, split: str, metric: str) -> str:
@@ -176,7 +194,7 @@ def report(sweep_dir: Path, split: str, metric: str) -> str:
     )
     text = f"# {sweep_dir}\n\n{split} metrics (%), {len(jobs)} jobs\n\n{summary.table}{note}\n"
     (sweep_dir / "report.md").write_text(text)
-    return text + (f"\nplot: {plot}\n" if plot else "")
+    return text + (f"\nplot: {plot}\n" if plot else f"\nno plot: no job has {split} metrics\n")
 
 
 def main(argv: list[str] | None = None) -> int:

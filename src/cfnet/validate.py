@@ -218,3 +218,4 @@ def check_predict_config(cfg: DictConfig) -> None:
         raise ValueError(f"overlay_alpha={alpha!r}: must be a number in [0, 1]")
     if not isinstance(cfg.overwrite, bool):
         raise ValueError(f"overwrite={cfg.overwrite!r}: allowed: true, false")
+    one_of("on_bad_input", cfg.on_bad_input, ("error", "skip"))

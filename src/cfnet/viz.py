@@ -279,7 +279,7 @@ def class_iou_bars(runs: Mapping[str, Mapping[str, float | None]], title: str = 
 
 
 def ablation_bars(rows: Sequence[tuple[str, dict[str, float] | None]], metric: str) -> Figure:
-    """Bar chart of one metric per ablation row (Table 2)."""
+    """Bar chart of one metric per row: Table 2's component sets, or a sweep's jobs."""
     labels = [label for label, _ in rows]
     values = [100 * m[metric] if m and metric in m else float("nan") for _, m in rows]
     fig = new_figure(1.6 * len(rows) + 1.5, 3.2)
