@@ -41,3 +41,13 @@ def test_defaults_and_compile_keeps_parameter_names():
     assert module.net._compiled_call_impl is not None  # compiled in place, lazily
     assert hasattr(module.net.forward_train, "_torchdynamo_orig_callable")  # training path too
     assert [name for name, _ in module.net.named_parameters()] == names  # checkpoints unchanged
+
+
+def test_optimized_metric_drives_the_best_checkpoint():
+    """One key (conf/train.yaml optimized_metric) names the metric the best checkpoint is chosen
+    by and that a sweep returns; the checkpoint callback follows it."""
+    default = compose_config("train", [])
+    assert default.optimized_metric == "val/mIoU"
+    assert default.callbacks.model_checkpoint.monitor == "val/mIoU"
+    cfg = compose_config("train", ["optimized_metric=val/mIoU_ambiguous"])
+    assert cfg.callbacks.model_checkpoint.monitor == "val/mIoU_ambiguous"

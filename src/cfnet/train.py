@@ -92,7 +92,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
 def main(cfg: DictConfig) -> float | None:
     with user_errors():
         metrics = train(cfg, task_overrides())
-    return metrics.get("val/mIoU")  # for Hydra sweepers that optimise a value
+    return metrics.get(cfg.optimized_metric)  # for Hydra sweepers that optimise a value
 
 
 if __name__ == "__main__":
