@@ -92,7 +92,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
 def main(cfg: DictConfig) -> float | None:
     with user_errors():
         metrics = train(cfg, task_overrides())
-    return metrics.get(cfg.optimized_metric)  # for Hydra sweepers that optimise a value
+    # for Hydra sweepers that optimise a value (a run resumed from before the key: val/mIoU)
+    return metrics.get(cfg.get("optimized_metric", "val/mIoU"))
 
 
 if __name__ == "__main__":
