@@ -9,7 +9,7 @@ the device the trainer actually uses, so they hold for every preset alike.
 The break-even of ``torch.compile`` comes from the one measurement we have (issue 13, one H200,
 torch 2.11, CFNet-R50 512², batch 16, bf16): 150 img/s eager, 169 img/s compiled, after a 68 s
 compile. Compiling saves 1/150 − 1/169 s ≈ 0.75 ms per image, so it pays back its 68 s after about
-91,000 training images (≈ 5,700 steps of 16); the quickstart (~9,000 images) stays eager, the
+91,000 training images (≈ 5,700 steps of 16); the quickstart (6,000 images) stays eager, the
 paper's Pascal VOC run (50 epochs × 10,582 images) is compiled.
 """
 
