@@ -38,6 +38,16 @@ MISTAKES = [  # (entry point, arguments, the one line on stderr)
         ["+model.head=4"],
         "error: model.head: CFNet has no argument 'head'; did you mean model.heads?",
     ),
+    (  # a callback added whole (its _target_ first) is not mistaken for an unknown argument
+        "cfnet.train",
+        [
+            "+callbacks.extra._target_=lightning.pytorch.callbacks.EarlyStopping",
+            "+callbacks.extra.monitor=val/mIoU",
+            "+callbacks.extra.patiense=3",
+        ],
+        "error: callbacks.extra.patiense: EarlyStopping has no argument 'patiense'; did you mean "
+        "callbacks.extra.patience?",
+    ),
     (
         "cfnet.train",
         ["+model.heads=4"],

@@ -307,6 +307,8 @@ def _unknown_argument(cfg: DictConfig, key: str) -> str | None:
     from hydra.utils import get_object
 
     parent_key, _, name = key.rpartition(".")
+    if name.startswith("_") and name.endswith("_"):  # Hydra's own: _target_, _partial_, ...
+        return None
     node: Any = cfg
     for part in parent_key.split(".") if parent_key else []:
         node = node._get_node(part) if isinstance(node, DictConfig) and part in node else None
