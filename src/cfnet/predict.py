@@ -137,7 +137,8 @@ def predict(cfg: DictConfig) -> list[Path]:
     check_predict_config(cfg)
     # which dataset config (its base/crop size for inference): a notice, on stderr (stdout: a
     # line per picture)
-    print(dataset_from_checkpoint(cfg, cfg.ckpt_path), file=sys.stderr)
+    if line := dataset_from_checkpoint(cfg, cfg.ckpt_path):
+        print(line, file=sys.stderr)
     source, output = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
     images = list_inputs(source)
     plans = plan_outputs(images, source, output, cfg.overwrite, cfg.export)
