@@ -184,7 +184,7 @@ def test_evaluate_without_dataset_arguments_scores_the_checkpoints_data(trained_
         return sum(int((m != 255).sum()) for m in masks)
 
     result = run_cli("cfnet.evaluate", f"ckpt_path={best}", f"hydra.run.dir={tmp_path / 'a'}")
-    assert "dataset: synthetic as trained (config from the checkpoint)\n" in result.stdout
+    assert "dataset: synthetic as trained (config from the checkpoint)\n" in result.stderr
     assert read_json(tmp_path / "a" / "metrics" / "val.json")["labelled_pixels"] == labelled(64)
     result = run_cli(
         "cfnet.evaluate",
@@ -195,7 +195,7 @@ def test_evaluate_without_dataset_arguments_scores_the_checkpoints_data(trained_
     assert (
         "dataset: synthetic as trained (config from the checkpoint), with dataset.image_size from "
         "the command line; differs from the training data (synthetic, config from the "
-        "checkpoint): image_size 64 → 48\n" in result.stdout
+        "checkpoint): image_size 64 → 48\n" in result.stderr
     )
     assert read_json(tmp_path / "b" / "metrics" / "val.json")["labelled_pixels"] == labelled(48)
 

@@ -171,22 +171,22 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[An
     }
 
 
-def dataset_from_checkpoint(cfg: DictConfig, ckpt_path: str, own_keys: Iterable[str] = ()) -> str:
+def dataset_from_checkpoint(
+    cfg: DictConfig, ckpt_path: str, own_keys: Iterable[str] = ()
+) -> str | None:
     """Replace ``cfg.dataset`` by the dataset config the checkpoint was trained with, in place.
 
     Kept from the composed ``cfg.dataset``: the keys the command's own config sets (``own_keys``,
     e.g. evaluate's ``test_split: ${split}``) and the ``dataset.*`` overrides of the command line;
     a ``dataset=<name>`` on the command line keeps the composed config whole. Interpolations in the
     checkpoint's dataset config (``${paths.data_dir}``) resolve on this machine. Returns the one
-    line printed about it (also when nothing is known of the training data).
+    line to print about it; None when the checkpoint says nothing of its data (written before
+    cfnet stored it, and not in its run dir): ``cfg.dataset`` then stays as composed.
     """
     checkpoint = read_checkpoint(ckpt_path)
     record = run_record(ckpt_path, checkpoint)
     if record is None or "dataset" not in record.config:
-        return (
-            f"note: {ckpt_path} carries no dataset config (written before cfnet stored it, and no "
-            f"run dir next to it): using dataset={cfg.dataset.name} as composed"
-        )
+        return None
     explicit = [o for o in _parsed(task_overrides()) if o.key_or_group.split(".")[0] == "dataset"]
     composed = OmegaConf.to_container(cfg.dataset, resolve=False)
     with open_dict(cfg):

@@ -10,6 +10,8 @@ With ``trainer=ddp_cpu`` / ``trainer=ddp`` the split is sharded across processes
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -23,7 +25,8 @@ from cfnet.validate import check_eval_config
 
 def evaluate(cfg: DictConfig) -> SegmentationScores:
     check_eval_config(cfg)
-    print(dataset_from_checkpoint(cfg, cfg.ckpt_path, own_keys=("test_split",)))
+    if line := dataset_from_checkpoint(cfg, cfg.ckpt_path, own_keys=("test_split",)):
+        print(line, file=sys.stderr)
     module = SegmentationModule.from_checkpoint(cfg.ckpt_path)
     module.require_classes(list(cfg.dataset.class_names), cfg.dataset.name, cfg.ckpt_path)
     module.inference = instantiate(cfg.inference)

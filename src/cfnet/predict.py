@@ -157,7 +157,10 @@ def save_png(image: Image.Image, path: Path) -> None:
 @torch.no_grad()
 def predict(cfg: DictConfig) -> list[Path]:
     check_predict_config(cfg)
-    print(dataset_from_checkpoint(cfg, cfg.ckpt_path))  # its base/crop size for inference
+    # which dataset config (its base/crop size for inference): a notice, on stderr (stdout: a
+    # line per picture)
+    if line := dataset_from_checkpoint(cfg, cfg.ckpt_path):
+        print(line, file=sys.stderr)
     source, output = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
     images = list_inputs(source)
     if ignored := other_files(source):

@@ -3,7 +3,7 @@
 python -m cfnet.train                                   # CFNet on the synthetic dataset, CPU
 python -m cfnet.train dataset=pascal_voc model.k=2 model.heads=4 trainer=gpu
 python -m cfnet.train experiment=table2_components      # the Table-2 ablation sweep
-python -m cfnet.train ckpt_path=outputs/.../checkpoints/last.ckpt   # resume exactly
+python -m cfnet.train ckpt_path=outputs/.../checkpoints/last.ckpt   # resume: own config and dir
 
 Order matters for failing early and cheaply: the config is validated (``cfnet.validate``) and the
 checkpoint to resume from is read safely (``cfnet.checkpoints``) before the trainer, the data or
