@@ -14,7 +14,10 @@ Prints markdown tables and saves benchmarks/results/eval_protocol.{json,md}.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -143,6 +146,19 @@ def breakdown(ckpt: Path, images: int) -> list[dict]:
     return rows
 
 
+def checkpoint_record(ckpt: Path) -> dict:
+    """Which checkpoint the timings and mIoUs belong to: its path, the first 16 hex digits of its
+    sha256 (to tell two files of the same name apart) and the commit of the code that read it."""
+    digest = hashlib.sha256()
+    with ckpt.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    return {"path": str(ckpt), "sha256_16": digest.hexdigest()[:16], "code_commit": commit or None}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ckpt", type=Path, help="checkpoint to time (default: skip timing)")
@@ -156,10 +172,18 @@ def main() -> None:
 
     machine = platform.processor() or platform.machine()
     threads = torch.get_num_threads()
-    report = {"machine": {"cpu": machine, "threads": threads, "torch": torch.__version__}}
+    report = {
+        "command": " ".join(["python", "benchmarks/eval_protocol.py", *sys.argv[1:]]),
+        "machine": {"cpu": machine, "threads": threads, "torch": torch.__version__},
+    }
     report["counted"] = counted()
     text = "### Forward passes per image (counted)\n\n" + markdown(report["counted"]) + "\n"
     if args.ckpt:
+        report["checkpoint"] = checkpoint_record(args.ckpt)
+        text += (
+            f"\nCheckpoint: `{args.ckpt}` (sha256 {report['checkpoint']['sha256_16']}…, "
+            f"code commit {report['checkpoint']['code_commit']}).\n"
+        )
         report["measured"] = measured(args.ckpt, args.size, args.images, args.dataset)
         text += (
             f"\n### Seconds per image, {args.size}² images, {args.ckpt.name} "

@@ -7,6 +7,7 @@ confusion_matrix`` accumulated over batches, then ``SegmentationScores.from_conf
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 import torch
 from torchmetrics.classification import MulticlassJaccardIndex
 
-from cfnet.metrics import SegmentationScores, confusion_matrix
+from cfnet.metrics import SegmentationScores, confusion_matrix, read_scores
 
 IGNORE = 255
 
@@ -99,3 +100,38 @@ def test_an_empty_split_is_undefined_not_zero():
     assert s.labelled_pixels == 0
     assert math.isnan(s.pixel_accuracy) and math.isnan(s.mean_iou)
     assert set(s.class_iou.values()) == {None}
+
+
+def test_the_metrics_file_holds_each_figure_once_in_the_documented_schema(tmp_path):
+    # the hand-worked example above: pixAcc 4/6, IoUs 1/3, 2/3, 1/2, class 3 absent
+    target = torch.tensor([[0, 0, 1, 1], [2, 2, 255, 255]])
+    pred = torch.tensor([[0, 1, 1, 1], [2, 0, 2, 0]])
+    s = _scores([pred[None]], [target[None]], 4, {"pair": [1, 2]})
+    json_path, _ = s.save(tmp_path, "val", "val", protocol="whole")
+    data = json.loads(json_path.read_text())
+    assert set(data) == {"pixAcc", "mIoU", "mIoU_pair", "class_iou", "labelled_pixels", "protocol"}
+    assert data["pixAcc"] == pytest.approx(4 / 6)
+    assert data["mIoU"] == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
+    assert data["mIoU_pair"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+    assert data["class_iou"] == pytest.approx({"c0": 1 / 3, "c1": 2 / 3, "c2": 1 / 2, "c3": None})
+    assert data["labelled_pixels"] == 6 and data["protocol"] == "whole"
+    assert read_scores(json_path) == data  # a current file is read as it is
+
+
+def test_a_metrics_file_in_the_old_spelling_is_read_in_the_current_schema(tmp_path):
+    # written by cfnet before the schema: the headline twice, the groups as a dict
+    old = {
+        "pixAcc": 0.9, "mIoU": 0.6, "mIoU_ambiguous": 0.5,
+        "pixel_accuracy": 0.9, "mean_iou": 0.6, "group_miou": {"ambiguous": 0.5},
+        "class_iou": {"a": 0.7, "b": 0.5}, "labelled_pixels": 10, "protocol": "ms_flip",
+    }  # fmt: skip
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert read_scores(tmp_path / "old.json") == {
+        "pixAcc": 0.9, "mIoU": 0.6, "mIoU_ambiguous": 0.5,
+        "class_iou": {"a": 0.7, "b": 0.5}, "labelled_pixels": 10, "protocol": "ms_flip",
+    }  # fmt: skip
+    # a file holding only the long spelling still gives the headline
+    (tmp_path / "long.json").write_text(
+        json.dumps({"pixel_accuracy": 0.8, "mean_iou": 0.4, "group_miou": {"x": 0.3}})
+    )
+    assert read_scores(tmp_path / "long.json") == {"pixAcc": 0.8, "mIoU": 0.4, "mIoU_x": 0.3}

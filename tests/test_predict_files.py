@@ -1,10 +1,10 @@
 """``cfnet.predict`` and the files it meets: odd names, things that are not pictures, broken
 pictures, existing outputs, interruptions.
 
-One run goes through a real process typed into bash as the README says (quoting an odd name for
-Hydra); the others call the same entry point in-process (``cfnet.predict.main`` with ``sys.argv``:
-Hydra, ``user_errors`` and the exit code as on the command line, without paying the interpreter
-start-up, 6 s here, each time).
+One run goes through a real process typed into bash as docs/reliability.md says (quoting an odd
+name for Hydra); the others call the same entry point in-process (``cfnet.predict.main`` with
+``sys.argv``: Hydra, ``user_errors`` and the exit code as on the command line, without paying the
+interpreter start-up, 6 s here, each time).
 """
 
 from __future__ import annotations
@@ -129,8 +129,8 @@ def test_odd_names_are_predicted_and_what_is_not_a_picture_is_left_alone(ckpt, t
 
 
 def hydra_quoted(value: str) -> str:
-    """``value`` as a quoted Hydra override value (the README's rule): in single quotes, with
-    ``\\'`` for a quote and ``\\${`` for a literal ``${``."""
+    """``value`` as a quoted Hydra override value (the rule in docs/reliability.md): in single
+    quotes, with ``\\'`` for a quote and ``\\${`` for a literal ``${``."""
     return "'" + value.replace("'", "\\'").replace("${", "\\${") + "'"
 
 
@@ -150,7 +150,7 @@ def test_a_single_odd_file_is_given_as_the_readme_says(ckpt, tmp_path):
             f"hydra.run.dir={tmp_path / 'run'}",
         ]
     )
-    assert "\"input='" in line and "it\\'s.png'\"" in line  # what the README shows
+    assert "\"input='" in line and "it\\'s.png'\"" in line  # what docs/reliability.md shows
     result = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert set(os.listdir(out)) == outputs([image.stem])

@@ -4,14 +4,30 @@ Protocol (the paper's and the authors' code): pixAcc = correct / labelled pixels
 IoU = intersection / union accumulated over the whole split; mIoU = mean over classes. A class
 with an empty union (absent from both prediction and ground truth in the whole split) has no IoU:
 it is reported as null and left out of the mean rather than counted as 0.
+
+``metrics/<split>.json`` (written by :meth:`SegmentationScores.save`, read by
+:func:`read_scores`) holds each figure once::
+
+    {
+      "pixAcc": 0.9786,                 # pixel accuracy, a fraction (NaN: no labelled pixel)
+      "mIoU": 0.7048,                   # mean of the non-null class IoUs
+      "mIoU_<group>": 0.7449,           # one per class group of the dataset, e.g. mIoU_ambiguous
+      "class_iou": {"<class>": 0.97 | null, ...},   # in the dataset's class order
+      "labelled_pixels": 9216000,       # pixels that counted (ignore-index pixels excluded)
+      "protocol": "whole"               # only when written by cfnet.evaluate / the test loop
+    }
+
+Files written before this schema also held ``pixel_accuracy``, ``mean_iou`` and ``group_miou``
+(the same numbers again); :func:`read_scores` accepts them and returns the schema above.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -80,12 +96,34 @@ class SegmentationScores:
     def save(
         self, directory: Path, stem: str, title: str, protocol: str | None = None
     ) -> tuple[Path, Path]:
-        """Write ``<stem>.json`` and ``<stem>.md`` (JSON: the summary plus every field, and the
-        evaluation protocol when one was used)."""
+        """Write ``<stem>.json`` (the schema in the module docstring: each figure once) and
+        ``<stem>.md``."""
         directory.mkdir(parents=True, exist_ok=True)
         json_path, md_path = directory / f"{stem}.json", directory / f"{stem}.md"
-        extra = {} if protocol is None else {"protocol": protocol}
-        record = {**self.summary(), **asdict(self), **extra}
+        record: dict[str, Any] = {
+            **self.summary(),
+            "class_iou": self.class_iou,
+            "labelled_pixels": self.labelled_pixels,
+        }
+        if protocol is not None:
+            record["protocol"] = protocol
         json_path.write_text(json.dumps(record, indent=2) + "\n")
         md_path.write_text(self.to_markdown(title))
         return json_path, md_path
+
+
+_OLD_SPELLING = {"pixel_accuracy": "pixAcc", "mean_iou": "mIoU"}
+
+
+def read_scores(path: Path) -> dict[str, Any]:
+    """A ``metrics/<split>.json`` in the current schema (module docstring), also from a file
+    written before it: ``pixel_accuracy`` / ``mean_iou`` / ``group_miou`` become ``pixAcc`` /
+    ``mIoU`` / ``mIoU_<group>`` where those are missing, and are dropped."""
+    data = json.loads(Path(path).read_text())
+    for old, new in _OLD_SPELLING.items():
+        if old in data:
+            data.setdefault(new, data[old])
+            del data[old]
+    for group, value in (data.pop("group_miou", None) or {}).items():
+        data.setdefault(f"mIoU_{group}", value)
+    return data

@@ -12,7 +12,6 @@ dir (replacing only those two files) and prints the markdown.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
+
+from cfnet.metrics import read_scores
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -65,7 +66,7 @@ def load_jobs(sweep_dir: Path, split: str) -> list[Job]:
         metrics_file = job_dir / "metrics" / f"{split}.json"
         metrics, class_iou = None, None
         if metrics_file.is_file():
-            data = json.loads(metrics_file.read_text())
+            data = read_scores(metrics_file)
             metrics = {k: v for k, v in data.items() if isinstance(v, int | float)}
             class_iou = data.get("class_iou")
         jobs.append(Job(job_dir, _overrides(job_dir), metrics, class_iou))
