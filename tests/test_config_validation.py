@@ -137,7 +137,7 @@ def test_each_impossible_setting_is_one_line_naming_its_key(voc_missing_root, tm
     # HYDRA_FULL_ERROR=1: the whole traceback, for debugging
     assert traceback.returncode == 1
     assert "Traceback (most recent call last)" in traceback.stderr
-    assert "ValueError: model.heads=3: model.channels (64) must be divisible" in traceback.stderr
+    assert "ValueError: model.heads=3: model.channels (32) must be divisible" in traceback.stderr
 
 
 @pytest.mark.parametrize(

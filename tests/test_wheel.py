@@ -79,16 +79,16 @@ def test_installed_wheel_composes_and_trains_outside_the_checkout(installed, tmp
     _, target = installed
     elsewhere = tmp_path / "elsewhere"  # no conf/ here or above: only the wheel's configs exist
     shown = _run_installed(
-        target, elsewhere, "experiment=quick", "dataset.batch_size=3", "--cfg", "all"
+        target, elsewhere, "experiment=synthetic_large", "dataset.batch_size=3", "--cfg", "all"
     )
     assert shown.returncode == 0, shown.stderr[-3000:]
     cfg = yaml.safe_load(shown.stdout)
     # the configs came from the installed package, not from this checkout
     sources = {s["provider"]: s["path"] for s in cfg["hydra"]["runtime"]["config_sources"]}
     assert sources["main"] == str(target / "cfnet" / "conf"), sources
-    assert cfg["model"]["backbone"] == "resnet10t"  # experiment/quick.yaml
+    assert cfg["model"]["backbone"] == "resnet18d"  # experiment/synthetic_large.yaml
     assert cfg["dataset"]["batch_size"] == 3
-    assert cfg["optim"]["optimizer"]["lr"] == 0.02
+    assert cfg["optim"]["optimizer"]["lr"] == 0.01
 
     run = _run_installed(
         target, elsewhere, *TINY_RUN, "trainer.fast_dev_run=true", "hydra.run.dir=run"
