@@ -163,6 +163,7 @@ HANGS_READING = """
 """
 
 
+@pytest.mark.slow  # 20-40 s of subprocess training: `make test-slow` (CI) keeps the 15-min budget
 def test_a_worker_stuck_reading_stops_the_run_after_the_loader_timeout_naming_the_file(tmp_path):
     """No hang: after ``dataset.loader_timeout`` s without a batch the run stops in one line, and
     the file the silent worker was reading is named at exit."""

@@ -104,6 +104,7 @@ def assert_same_training_state(resumed: dict, straight: dict) -> None:
         )
 
 
+@pytest.mark.slow  # 20-40 s of subprocess training: `make test-slow` (CI) keeps the 15-min budget
 def test_sigterm_mid_epoch_saves_a_checkpoint_that_resumes_exactly(straight, tmp_path):
     killed = tmp_path / "killed"
     marker = tmp_path / "at-step-4"
@@ -218,6 +219,7 @@ def test_sigterm_during_validation_lets_it_finish_first(tmp_path):
     assert checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] == 1
 
 
+@pytest.mark.slow  # 20-40 s of subprocess training: `make test-slow` (CI) keeps the 15-min budget
 def test_slurm_requeue_then_sigterm_and_the_requeued_job_resumes_by_itself(straight, tmp_path):
     """SLURM's warning signal (SIGUSR1): Lightning's SLURM plugin saves hpc_ckpt_1 at once and
     requeues the job (``scontrol requeue``; here a stand-in that records its arguments); SLURM

@@ -106,6 +106,7 @@ def test_evaluate_protocols_single_scale_slide_equals_whole_and_ms_flip_runs(tra
     assert "flip" in result.stdout
 
 
+@pytest.mark.slow  # 20-40 s of subprocess training: `make test-slow` (CI) keeps the 15-min budget
 def test_ddp_cpu_two_processes_give_the_same_metrics(trained_run, tmp_path):
     """5 val images over 2 processes (3 + 2, none repeated) = the single-process numbers."""
     ckpt = trained_run / "checkpoints" / "last.ckpt"

@@ -75,6 +75,7 @@ def test_wheel_holds_every_module_and_config(installed):
     )
 
 
+@pytest.mark.slow  # 20-40 s of subprocess training: `make test-slow` (CI) keeps the 15-min budget
 def test_installed_wheel_composes_and_trains_outside_the_checkout(installed, tmp_path):
     _, target = installed
     elsewhere = tmp_path / "elsewhere"  # no conf/ here or above: only the wheel's configs exist
