@@ -28,7 +28,7 @@ left() { echo $((BUDGET_S - ($(date +%s) - START))); }
 stage() { echo "=== [$(($(date +%s) - START)) s] $*"; }
 
 export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
-NEEDED="import hydra, omegaconf, albumentations, lightning, timm, torchmetrics"
+NEEDED="import hydra, omegaconf, albumentations, lightning, timm, torchmetrics, pytest"
 if ! "$PYTHON" -c "$NEEDED" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
   stage "installing $(ls .whl/*.whl | wc -l) carried wheels into /tmp/site"
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \

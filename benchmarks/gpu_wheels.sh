@@ -17,7 +17,8 @@ done
   "${PLATFORMS[@]}" -d "$DEST" \
   hydra-core==1.3.8 omegaconf==2.3.1 albumentations==2.0.8 albucore==0.0.24 \
   pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 \
-  typing-extensions==4.16.0 simsimd==6.5.16 stringzilla==5.3.2
+  typing-extensions==4.16.0 simsimd==6.5.16 stringzilla==5.3.2 \
+  pytest==9.2.0 pluggy==1.7.0 iniconfig==2.3.1 pygments==2.21.0  # the image may lack pytest
 # antlr4-python3-runtime (omegaconf's parser) is published as a source archive only: build its
 # pure-Python wheel (py3-none-any) here.
 "$PYTHON" -m pip wheel -q --no-deps -w "$DEST" antlr4-python3-runtime==4.9.3
