@@ -138,6 +138,7 @@ WHY = {
 }
 
 
+@pytest.mark.slow  # 25-50 s of subprocess runs: `make test-slow` (CI) keeps the 15-min budget
 def test_bad_checkpoints_are_refused_in_one_line_by_every_entry_point(bad_files, tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()

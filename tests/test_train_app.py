@@ -84,6 +84,7 @@ def test_evaluate_reproduces_the_checkpoints_validation_score(trained_run, tmp_p
     assert metrics["mIoU"] == pytest.approx(float(score), abs=1e-6)
 
 
+@pytest.mark.slow  # 25-50 s of subprocess runs: `make test-slow` (CI) keeps the 15-min budget
 def test_evaluate_protocols_single_scale_slide_equals_whole_and_ms_flip_runs(trained_run, tmp_path):
     """64² images with base = crop = 64: the authors' single-scale protocol is one plain pass,
     so it must reproduce the whole-image numbers exactly; ms_flip records its protocol."""
@@ -238,6 +239,7 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(tmp_path):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # 25-50 s of subprocess runs: `make test-slow` (CI) keeps the 15-min budget
 def test_predict_writes_masks_and_overlays_without_touching_the_input(trained_run, tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -284,6 +286,7 @@ def test_predict_writes_masks_and_overlays_without_touching_the_input(trained_ru
     assert not (inputs / "pred").exists()
 
 
+@pytest.mark.slow  # 25-50 s of subprocess runs: `make test-slow` (CI) keeps the 15-min budget
 def test_two_job_multirun_and_report(tmp_path):
     sweep = tmp_path / "sweep"
     run_cli("cfnet.train", "--multirun", *TINY_RUN, "model.k=1,2", f"hydra.sweep.dir={sweep}")
@@ -334,6 +337,7 @@ def test_experiments_compose_every_job(experiment, jobs):
                     )
 
 
+@pytest.mark.slow  # 25-50 s of subprocess runs: `make test-slow` (CI) keeps the 15-min budget
 def test_wandb_offline_leaves_a_run_in_the_run_dir(tmp_path):
     run_cli(
         "cfnet.train",
