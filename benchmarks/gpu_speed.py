@@ -43,7 +43,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 import cfnet.cli  # noqa: F401  (config resolvers)
-from cfnet.data.base import normalised_black
+from cfnet.data.transforms import normalised_black
 from cfnet.losses import segmentation_loss
 from model_speed import markdown
 

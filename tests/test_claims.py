@@ -22,8 +22,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from cfnet.attention import measure
-from cfnet.data.base import eval_transform
 from cfnet.data.synthetic import BOAT, CAR, render_scene
+from cfnet.data.transforms import eval_transform
 from cfnet.lit import SegmentationModule
 from helpers import read_json, run_cli
 

@@ -8,7 +8,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from cfnet.data.base import eval_transform, pad_collate, train_transform
+from cfnet.data.collate import pad_collate
 from cfnet.data.synthetic import (
     BOAT,
     CANAL,
@@ -19,6 +19,7 @@ from cfnet.data.synthetic import (
     SEA,
     render_scene,
 )
+from cfnet.data.transforms import eval_transform, train_transform
 from conftest import CONF_DIR
 
 SIZE = 160

@@ -38,7 +38,7 @@ def test_loader_settings_compose_for_every_trainer_preset(preset, monkeypatch):
     for the Trainer of that preset's device (no GPU here): a GPU preset gets workers, pinned
     memory and persistent workers; a CPU one loads in the main process."""
     monkeypatch.setattr(hardware, "cpus_available", lambda: 16)
-    monkeypatch.setattr("cfnet.data.base.cpus_available", lambda: 16)
+    monkeypatch.setattr("cfnet.data.datamodule.cpus_available", lambda: 16)
     cfg = compose_config("train", [*TINY_RUN, f"trainer={preset}", "dataset.batch_size=8"])
     assert cfg.dataset.num_workers == "auto"
     on_gpu = cfg.trainer.accelerator == "gpu"

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from cfnet.checkpoints import read_checkpoint
-from cfnet.data.base import normalised_black
+from cfnet.data.transforms import normalised_black
 from cfnet.hardware import (
     COMPILE_PAYS_AFTER_IMAGES,
     compile_training,

@@ -28,9 +28,9 @@ from PIL import Image
 from cfnet.atomic import write_atomically
 from cfnet.ckpt_config import dataset_from_checkpoint
 from cfnet.cli import CONFIG_DIR, checked_groups, user_errors
-from cfnet.data.base import eval_transform
 from cfnet.data.io import IMAGE_SUFFIXES, SampleError, read_any_image
 from cfnet.data.labels import CITYSCAPES_TRAIN_NAMES, cityscapes_train_to_label_id
+from cfnet.data.transforms import eval_transform
 from cfnet.lit import SegmentationModule
 from cfnet.validate import check_predict_config
 from cfnet.viz import overlay, palette_png

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from cfnet.cli import CONFIG_DIR, checked_groups, user_errors
-from cfnet.data.base import SegmentationDataset
+from cfnet.data.dataset import SegmentationDataset
 from cfnet.data.io import SampleError
 from cfnet.hardware import cpus_available, loader_workers
 

@@ -41,7 +41,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from cfnet.checkpoints import read_weights
-from cfnet.data.base import ON_BAD_SAMPLE
+from cfnet.data.dataset import ON_BAD_SAMPLE
 from cfnet.models.acf import ATTENTION_IMPLS, PHI_TRANSFORMS
 from cfnet.models.backbone import (
     OUTPUT_STRIDES,

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from cfnet.data.base import SegmentationDataModule, SegmentationDataset
+from cfnet.data.datamodule import SegmentationDataModule
+from cfnet.data.dataset import SegmentationDataset
 from cfnet.data.inflight import InFlight
 from cfnet.data.io import SampleError, image_size, map_labels, read_label, read_rgb_image
 

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfnet.data.base import SegmentationDataModule, SegmentationDataset
+from cfnet.data.datamodule import SegmentationDataModule
+from cfnet.data.dataset import SegmentationDataset
 
 CLASS_NAMES: tuple[str, ...] = (
     "background",

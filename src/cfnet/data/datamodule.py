@@ -1,4 +1,4 @@
-"""Shared data plumbing: the sample contract, the albumentations pipelines, the DataModule base.
+"""The DataModule base: the paper's augmentation and the loaders, shared by every dataset.
 
 Data flows one way: a ``SegmentationDataset`` reads one sample (RGB uint8 image, mask of training
 ids with ``ignore_index`` for unlabelled pixels) → albumentations transforms → the DataModule's
@@ -12,169 +12,21 @@ to build the dataset of a split; the base owns the paper's augmentation and the 
 from __future__ import annotations
 
 import functools
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network check at import
-
 import albumentations as A
-import cv2
 import lightning as L
-import numpy as np
-import torch
-from albumentations.pytorch import ToTensorV2
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
-from cfnet.data.io import SampleError
-from cfnet.data.sampling import ResumableLoader, ResumableSampler, SampleKey, seed_augmentation
+from cfnet.data.collate import pad_collate
+from cfnet.data.dataset import SegmentationDataset, check_on_bad_sample
+from cfnet.data.sample import Batch, Sample, SkippedSample
+from cfnet.data.sampling import ResumableLoader, ResumableSampler
+from cfnet.data.transforms import eval_transform, normalised_black, train_transform
 from cfnet.hardware import cpus_available, loader_workers, trainer_on_cpu
-
-Sample = dict[str, Any]  # {"image": float 3×H×W, "mask": long H×W, "name": str, "skipped": [...]}
-ON_BAD_SAMPLE = ("error", "skip")
-
-
-def check_on_bad_sample(value: str) -> str:
-    """``dataset.on_bad_sample`` must be one of ``ON_BAD_SAMPLE``."""
-    if value not in ON_BAD_SAMPLE:
-        raise ValueError(f"dataset.on_bad_sample must be one of {ON_BAD_SAMPLE}, got {value!r}")
-    return value
-
-
-def normalised_black(mean: Sequence[float], std: Sequence[float]) -> list[float]:
-    """Black after normalisation: what crops, batches and sliding windows are padded with."""
-    return [-m / s for m, s in zip(mean, std, strict=True)]
-
-
-class SegmentationDataset(Dataset):
-    """Base dataset: subclasses implement ``read``; the transform turns it into tensors.
-
-    A sample that cannot be used raises ``SampleError`` naming the file. With
-    ``on_bad_sample="skip"`` it is reported instead: an evaluation sample becomes a marker
-    ``{"skipped": [message]}`` that ``pad_collate`` drops (so it is scored nowhere), and a training
-    sample is replaced by the next good one (a training batch keeps its size, which DDP needs); the
-    messages travel in the batch so that ``cfnet.callbacks.BadSampleReport`` can count them.
-
-    Training loaders ask for ``(index, seed)`` keys (``cfnet.data.sampling``): the random
-    augmentation of that sample is then drawn from ``seed``, so it is the same in every run.
-    """
-
-    def __init__(
-        self,
-        transform: Callable[..., dict[str, Any]] | None,
-        on_bad_sample: str = "error",
-        replace_bad: bool = False,
-    ) -> None:
-        self.transform = transform
-        self.on_bad_sample = check_on_bad_sample(on_bad_sample)
-        self.replace_bad = replace_bad
-
-    def read(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
-        """(image H×W×3 uint8 RGB, mask H×W integer training ids, sample name)."""
-        raise NotImplementedError
-
-    def read_labels(self, index: int) -> tuple[np.ndarray, str]:
-        """(mask H×W training ids, name) without decoding the image (for ``cfnet.stats``)."""
-        _, mask, name = self.read(index)
-        return mask, name
-
-    def __getitem__(self, key: int | SampleKey) -> Sample:
-        index, seed = key if isinstance(key, tuple) else (key, None)
-        if not 0 <= index < len(self):  # ends ``for sample in dataset`` (the sequence protocol)
-            raise IndexError(f"sample {index} of a dataset of {len(self)}")
-        skipped: list[str] = []
-        for attempt in range(len(self)):  # ``replace_bad``: walk on to the next good sample
-            try:
-                image, mask, name = self.read((index + attempt) % len(self))
-            except SampleError as err:
-                if self.on_bad_sample == "error":
-                    raise
-                skipped.append(str(err))
-                if self.replace_bad:
-                    continue
-                return {"skipped": skipped}
-            if self.transform is None:
-                return {"image": image, "mask": mask, "name": name, "skipped": skipped}
-            if seed is not None:
-                seed_augmentation(self.transform, seed)
-            out = self.transform(image=image, mask=mask)
-            return {
-                "image": out["image"],
-                "mask": out["mask"].long(),
-                "name": name,
-                "skipped": skipped,
-            }
-        raise SampleError(f"every one of the {len(self)} samples is bad; first: {skipped[0]}")
-
-
-def train_transform(
-    *,
-    base_size: int,
-    crop_size: int,
-    scale_range: Sequence[float],
-    flip: bool,
-    mean: Sequence[float],
-    std: Sequence[float],
-    ignore_index: int,
-) -> A.Compose:
-    """The paper's training augmentation (as in the authors' code).
-
-    Rescale so the LONG side is uniform in ``scale_range`` × ``base_size``, pad bottom/right to the
-    crop (image with black, mask with ``ignore_index``), random crop, random horizontal flip,
-    ImageNet normalisation.
-    """
-    lo, hi = (round(s * base_size) for s in scale_range)
-    steps: list[A.BasicTransform] = [
-        A.LongestMaxSize(max_size=list(range(lo, hi + 1))),  # uniform over integer long sides
-        A.PadIfNeeded(
-            min_height=crop_size,
-            min_width=crop_size,
-            position="top_left",
-            border_mode=cv2.BORDER_CONSTANT,
-            fill=0,
-            fill_mask=ignore_index,
-        ),
-        A.RandomCrop(crop_size, crop_size),
-    ]
-    if flip:
-        steps.append(A.HorizontalFlip(p=0.5))
-    steps += [A.Normalize(mean=mean, std=std), ToTensorV2()]
-    return A.Compose(steps)
-
-
-def eval_transform(*, mean: Sequence[float], std: Sequence[float]) -> A.Compose:
-    """Evaluation sees the whole image at its original resolution, only normalised."""
-    return A.Compose([A.Normalize(mean=mean, std=std), ToTensorV2()])
-
-
-def pad_collate(samples: list[Sample], image_fill: Sequence[float], ignore_index: int) -> Sample:
-    """Batch images of different sizes: pad bottom/right (image with black, mask with ignore).
-
-    ``sizes`` keeps each image's own (H, W) so evaluation can score exactly the real pixels;
-    skipped samples (see ``SegmentationDataset``) are dropped, their messages kept in ``skipped``.
-    """
-    skipped = [message for s in samples for message in s.get("skipped", [])]
-    samples = [s for s in samples if "image" in s]
-    sizes = [tuple(s["image"].shape[-2:]) for s in samples]
-    height = max((h for h, _ in sizes), default=1)
-    width = max((w for _, w in sizes), default=1)
-    images = torch.tensor(image_fill, dtype=torch.float32)[:, None, None].repeat(
-        len(samples), 1, height, width
-    )
-    masks = torch.full((len(samples), height, width), ignore_index, dtype=torch.long)
-    for i, s in enumerate(samples):
-        h, w = sizes[i]
-        images[i, :, :h, :w] = s["image"]
-        masks[i, :h, :w] = s["mask"]
-    return {
-        "image": images,
-        "mask": masks,
-        "name": [s["name"] for s in samples],
-        "sizes": sizes,
-        "skipped": skipped,
-    }
 
 
 @dataclass(kw_only=True, eq=False)
@@ -283,7 +135,7 @@ class SegmentationDataModule(L.LightningDataModule):
             )
         return batch_size // world
 
-    def _collate(self) -> Callable[[list[Sample]], Sample]:
+    def _collate(self) -> Callable[[list[Sample | SkippedSample]], Batch]:
         fill = normalised_black(self.mean, self.std)
         return functools.partial(pad_collate, image_fill=fill, ignore_index=self.ignore_index)
 
