@@ -23,6 +23,7 @@ from lightning.pytorch.utilities.model_summary import get_human_readable_count
 from rich.console import Console
 from rich.table import Table
 
+from cfnet.data.sample import Batch
 from cfnet.lit import SegmentationModule
 from cfnet.metrics import SegmentationScores
 from cfnet.viz import denormalize
@@ -89,17 +90,19 @@ class BadSampleReport(L.Callback):
         self.messages: dict[str, None] = {}  # unique, in order of discovery (epochs re-read them)
         self.reported = 0
 
-    def _collect(self, batch: Any) -> None:
-        if isinstance(batch, dict):
+    def _collect(self, batch: Batch) -> None:
+        if isinstance(batch, dict):  # a DataModule of the user's may hand other batches
             self.messages.update(dict.fromkeys(batch.get("skipped", [])))
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch: Batch, batch_idx) -> None:
         self._collect(batch)
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *_) -> None:
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch: Batch, batch_idx, *_
+    ) -> None:
         self._collect(batch)
 
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *_) -> None:
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch: Batch, batch_idx, *_) -> None:
         self._collect(batch)
 
     def _report(self, trainer: L.Trainer) -> None:

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from cfnet.checkpoints import read_checkpoint
+from cfnet.data.sample import Batch
 from cfnet.data.transforms import normalised_black
 from cfnet.hardware import (
     COMPILE_PAYS_AFTER_IMAGES,
@@ -157,7 +158,7 @@ class SegmentationModule(L.LightningModule):
             line += f", loader {loader['num_workers']} workers/process{pinned}"
         return line
 
-    def _images(self, batch: dict[str, Any]) -> Tensor:
+    def _images(self, batch: Batch) -> Tensor:
         images = batch["image"]
         return images.to(memory_format=torch.channels_last) if self.channels_last else images
 
@@ -189,7 +190,7 @@ class SegmentationModule(L.LightningModule):
             )
 
     # ---- training -------------------------------------------------------------------------
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         terms = segmentation_loss(
             self.net.forward_train(self._images(batch)),
             batch["mask"],
@@ -256,7 +257,7 @@ class SegmentationModule(L.LightningModule):
         """Normalised black in this model's normalisation: what windows are padded with."""
         return normalised_black(self.hparams.mean, self.hparams.std)
 
-    def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
+    def _eval_step(self, batch: Batch, stage: str) -> None:
         images, masks = self._images(batch), batch["mask"]
         if images.shape[0] == 0:  # every sample of the batch was skipped (on_bad_sample=skip)
             return
@@ -282,13 +283,13 @@ class SegmentationModule(L.LightningModule):
         }
         self.log_dict(per_class, sync_dist=True)
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")
 
     def on_validation_epoch_end(self) -> None:
         self._eval_epoch_end("val")
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch, "test")
 
     def on_test_epoch_end(self) -> None:
