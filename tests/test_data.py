@@ -9,6 +9,9 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from cfnet.data.collate import pad_collate
+from cfnet.data.dataset import SegmentationDataset
+from cfnet.data.io import SampleError
+from cfnet.data.sample import Batch, Sample, SkippedSample
 from cfnet.data.synthetic import (
     BOAT,
     CANAL,
@@ -144,6 +147,37 @@ def test_pad_collate_drops_skipped_samples_and_keeps_their_messages():
     assert batch["image"].shape == (1, 3, 4, 6) and batch["skipped"] == ["x: bad", "y: bad"]
     empty = pad_collate([{"skipped": ["z: bad"]}], image_fill=[0.0] * 3, ignore_index=255)
     assert empty["image"].shape[0] == 0 and empty["name"] == [] and empty["skipped"] == ["z: bad"]
+
+
+class _GoodThenBad(SegmentationDataset):
+    """Sample 0 is a white 2×3 image of class 1; sample 1 is a file that cannot be read."""
+
+    def __len__(self) -> int:
+        return 2
+
+    def read(self, index):
+        if index == 1:
+            raise SampleError("b.png: truncated")
+        return np.full((2, 3, 3), 255, np.uint8), np.ones((2, 3), np.uint8), "a"
+
+
+def test_samples_and_batches_are_what_their_types_say():
+    """The keys, dtypes and shapes ``data.sample`` documents, from the real dataset base."""
+    t = eval_transform(mean=[0.5] * 3, std=[0.5] * 3)
+    good, bad = _GoodThenBad(t, on_bad_sample="skip")[0], _GoodThenBad(t, on_bad_sample="skip")[1]
+    assert good.keys() == Sample.__required_keys__
+    assert good["image"].dtype == torch.float32 and good["image"].shape == (3, 2, 3)
+    assert (good["image"] == 1.0).all()  # white, normalised: (1 - 0.5) / 0.5
+    assert good["mask"].dtype == torch.long and (good["mask"] == 1).all()
+    assert good["name"] == "a" and good["skipped"] == []
+    assert bad.keys() == SkippedSample.__required_keys__ and bad["skipped"] == ["b.png: truncated"]
+    replaced = _GoodThenBad(t, on_bad_sample="skip", replace_bad=True)[1]  # walks on to sample 0
+    assert replaced.keys() == Sample.__required_keys__ and replaced["name"] == "a"
+    assert replaced["skipped"] == ["b.png: truncated"]
+    batch = pad_collate([good, bad, replaced], image_fill=[-1.0] * 3, ignore_index=255)
+    assert batch.keys() == Batch.__required_keys__
+    assert batch["image"].shape == (2, 3, 2, 3) and batch["sizes"] == [(2, 3), (2, 3)]
+    assert batch["skipped"] == ["b.png: truncated", "b.png: truncated"]
 
 
 def _datamodule(*overrides):
