@@ -15,7 +15,7 @@ def module_pair(phi: str = "conv", heads: int = 2, k: int = 2):
     torch.manual_seed(0)
     # float64: some gradients are zero in exact arithmetic (Ψ's bias shifts every value alike and
     # the train-mode BN after the projection removes it), so float32 would compare rounding noise.
-    naive = ACFModule(16, heads, k, phi, dropout=0.0, impl="naive").double()
+    naive = ACFModule(16, heads, k, phi, acf_dropout=0.0, attention_impl="naive").double()
     sdpa = copy.deepcopy(naive)
     sdpa.impl = "sdpa"
     return naive, sdpa
@@ -43,7 +43,7 @@ def test_naive_and_sdpa_modules_agree_with_gradients(phi, heads, k):
 def test_module_runs_on_the_fused_kernel(phi, heads, k):
     """The module's real tensor layouts (views of conv outputs) must reach the flash kernel;
     restricted to it, a silent fallback to the O(N·M) math kernel raises instead."""
-    module = ACFModule(16, heads, k, phi, dropout=0.1, impl="sdpa").train()
+    module = ACFModule(16, heads, k, phi, acf_dropout=0.1, attention_impl="sdpa").train()
     x = torch.randn(2, 16, 9, 7, requires_grad=True)
     with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
         module(x).sum().backward()
@@ -95,15 +95,16 @@ def test_dropout_acts_on_features_only_in_training():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"heads": 0}, "heads must be a positive integer, got 0"),
-        ({"k": 0}, "k must be a positive integer, got 0"),
-        ({"k": -2}, "k must be a positive integer, got -2"),
-        ({"channels": 18, "heads": 4}, r"channels \(18\) must be divisible by heads \(4\)"),
-        ({"phi": "mlp"}, "phi must be one of"),
-        ({"impl": "flash"}, "impl must be one of"),
+        ({"heads": 0}, "heads=0: must be a positive integer"),
+        ({"k": 0}, "k=0: must be a positive integer"),
+        ({"k": -2}, "k=-2: must be a positive integer"),
+        ({"channels": 18, "heads": 4}, r"heads=4: channels \(18\) must be divisible by heads"),
+        ({"phi": "mlp"}, "phi='mlp': allowed: conv, dilated_ffn"),
+        ({"attention_impl": "flash"}, "attention_impl='flash': allowed: naive, sdpa"),
+        ({"acf_dropout": 1.5}, r"acf_dropout=1.5: must be a number in \[0, 1\)"),
     ],
 )
 def test_invalid_arguments_name_the_key(kwargs, match):
-    args = {"channels": 16, "heads": 2, "k": 2, "phi": "conv", "dropout": 0.0, "impl": "sdpa"}
+    args = {"channels": 16, "heads": 2, "k": 2, "phi": "conv", "acf_dropout": 0.0}
     with pytest.raises(ValueError, match=match):
         ACFModule(**{**args, **kwargs})

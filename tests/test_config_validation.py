@@ -14,7 +14,7 @@ from cfnet.cli import check_group_choices
 from helpers import run_cli, run_cli_batch
 
 HEADS_LINE = (
-    "error: model.heads=3: model.channels (512) must be divisible by model.heads "
+    "error: model.heads=3: channels (512) must be divisible by heads "
     "(d = channels / heads per head); allowed: 1, 2, 4, 8, 16, 32, 64, 128, 256, 512"
 )
 DATASETS = (
@@ -45,11 +45,12 @@ TRAIN_CASES = [  # (overrides, the one line on stderr, or its start)
     (["model.heads=-2"], "error: model.heads=-2: must be a positive integer"),
     (
         ["model.channels=500", "model.heads=8"],
-        "error: model.heads=8: model.channels (500) must be ",
+        "error: model.heads=8: channels (500) must be divisible by heads",
     ),
     (["model.output_stride=4"], "error: model.output_stride=4: allowed: 8, 16"),
     (["model.attention_impl=flash"], "error: model.attention_impl='flash': allowed: naive, sdpa"),
-    (["model.backbone=vit_base_patch16_224"], "error: model.backbone: backbone 'vit_base_patch16_"),
+    (["model.backbone=vit_base_patch16_224"], "error: model.backbone='vit_base_patch16_224': not a"),
+    (["model.acf_dropout=1"], "error: model.acf_dropout=1: must be a number in [0, 1)"),
     (["dataset.crop_size=0"], "error: dataset.crop_size=0: must be a positive integer"),
     (
         ["dataset.base_size=200", "dataset.scale_range=[0.5,1.0]", "dataset.crop_size=480"],
@@ -137,7 +138,7 @@ def test_each_impossible_setting_is_one_line_naming_its_key(voc_missing_root, tm
     # HYDRA_FULL_ERROR=1: the whole traceback, for debugging
     assert traceback.returncode == 1
     assert "Traceback (most recent call last)" in traceback.stderr
-    assert "ValueError: model.heads=3: model.channels (32) must be divisible" in traceback.stderr
+    assert "ValueError: model.heads=3: channels (32) must be divisible" in traceback.stderr
 
 
 @pytest.mark.parametrize(

@@ -149,7 +149,7 @@ def test_presets_compose_with_the_datasets_scales():
 @pytest.mark.parametrize(
     "override, match",
     [
-        ({"mode": "tiles"}, "inference.mode must be one of"),
+        ({"mode": "tiles"}, "inference.mode='tiles': allowed: "),
         ({"scales": [1.0, 0.0]}, "inference.scales must be"),
         ({"stride_rate": 1.5}, "inference.stride_rate"),
     ],

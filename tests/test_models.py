@@ -16,6 +16,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from cfnet.models import FCN, CFNet, Segmentor, SegmentorOutput
+from cfnet.models.acf import ACFModule
+from cfnet.models.heads import CFNetHead
 from conftest import CONF_DIR, TINY_MODEL, compose_model
 
 MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
@@ -114,14 +116,18 @@ def test_k_and_heads_are_top_level_keys_and_reach_the_module():
 @pytest.mark.parametrize(
     "override, match",
     [
-        ("model.k=0", "k must be a positive integer, got 0"),
-        ("model.heads=0", "heads must be a positive integer, got 0"),
-        ("model.heads=-1", "heads must be a positive integer, got -1"),
-        ("model.heads=3", r"channels \(32\) must be divisible by heads \(3\)"),
-        ("model.output_stride=32", "output_stride must be one of"),
-        ("model.backbone=resnet50x", "backbone 'resnet50x' is not a timm model; did you mean"),
-        ("model.backbone=vit_tiny_patch16_224", "is not a timm ResNet"),
-        ("model.attention_impl=flash", "impl must be one of"),
+        ("model.k=0", "k=0: must be a positive integer"),
+        ("model.heads=0", "heads=0: must be a positive integer"),
+        ("model.heads=-1", "heads=-1: must be a positive integer"),
+        ("model.heads=3", r"heads=3: channels \(32\) must be divisible by heads"),
+        ("model.output_stride=32", "output_stride=32: allowed: 8, 16"),
+        ("model.backbone=resnet50x", "backbone='resnet50x': not a timm model; did you mean"),
+        ("model.backbone=vit_tiny_patch16_224", "not a timm ResNet"),
+        ("model.attention_impl=flash", "attention_impl='flash': allowed: naive, sdpa"),
+        ("model.acf_dropout=1.0", r"acf_dropout=1.0: must be a number in \[0, 1\)"),
+        ("model.dropout=-0.1", r"dropout=-0.1: must be a number in \[0, 1\)"),
+        ("model.aux_channels=0", "aux_channels=0: must be a positive integer"),
+        ("model.channels=0", "channels=0: must be a positive integer"),
     ],
 )
 def test_invalid_config_fails_at_construction_naming_the_key(override, match):
@@ -131,7 +137,7 @@ def test_invalid_config_fails_at_construction_naming_the_key(override, match):
 
 
 def test_invalid_num_classes():
-    with pytest.raises(InstantiationException, match="num_classes must be a positive integer"):
+    with pytest.raises(InstantiationException, match="num_classes=0: must be a positive integer"):
         instantiate(compose_model("fcn", TINY_MODEL, num_classes=0).model)
 
 
@@ -156,7 +162,7 @@ def test_pretrained_weights_round_trip_from_a_local_file(tmp_path, suffix):
 def test_missing_pretrained_file_is_one_clear_line(tmp_path):
     missing = tmp_path / "nope.pth"
     cfg = compose_model("cfnet", [*TINY_MODEL, f"model.pretrained={missing}"])
-    with pytest.raises(InstantiationException, match="does not exist") as err:
+    with pytest.raises(InstantiationException, match="no such weights file") as err:
         instantiate(cfg.model)
     assert str(missing) in str(err.value)
 
@@ -204,6 +210,22 @@ def test_model_yaml_repeats_the_constructor_defaults(name):
             continue
         assert parameter.default is not inspect.Parameter.empty, f"{key} has no default"
         assert yaml[key] == parameter.default, f"{name}.yaml {key}: {yaml[key]!r} vs default"
+
+
+def _defaults(cls: type) -> dict[str, object]:
+    params = inspect.signature(cls.__init__).parameters.values()
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+
+@pytest.mark.parametrize("part", [FCN, CFNetHead, ACFModule])
+def test_the_parts_share_cfnets_defaults(part):
+    """FCN, the CFNet head and the ACF module carry the paper's defaults too (so each is usable on
+    its own); an argument they share with CFNet (same name = same config key) has CFNet's
+    default, so the paper's values cannot drift apart between the layers."""
+    cfnet, own = _defaults(CFNet), _defaults(part)
+    shared = sorted(set(own) & set(cfnet))
+    assert len(shared) >= 5, shared  # channels, dropout, ...: the comparison is not vacuous
+    assert {k: own[k] for k in shared} == {k: cfnet[k] for k in shared}
 
 
 def test_paper_model_from_one_argument():

@@ -124,7 +124,7 @@ def test_pretrained_values_resolve_to_timm_tags_or_files(tmp_path):
     weights = tmp_path / "w.safetensors"
     weights.write_bytes(b"")
     assert resolve_pretrained(str(weights), "resnet50d") == weights
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match="no such weights file"):
         resolve_pretrained(str(tmp_path / "missing.pth"), "resnet50d")
     with pytest.raises(ValueError, match="a tag of 'resnet101s', set backbone=resnet101s too"):
         resolve_pretrained("resnet101s.gluon_in1k", "resnet50s")

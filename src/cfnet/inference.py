@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cfnet.checks import one_of, positive_int
+
 Model = Callable[[Tensor], Tensor]  # B×3×h×w normalised image → B×C×h×w logits
 MODES = ("whole", "slide")
 
@@ -138,15 +140,12 @@ class SegmentationInference:
         stride_rate: float,
         batch_size: int = 8,
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"inference.mode must be one of {MODES}, got {mode!r}")
+        one_of("inference.mode", mode, MODES)
         if scales is not None and (not scales or any(s <= 0 for s in scales)):
             raise ValueError(f"inference.scales must be null or positive factors, got {scales}")
         if not 0 < stride_rate <= 1:
             raise ValueError(f"inference.stride_rate must be in (0, 1], got {stride_rate}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"inference.batch_size must be a positive integer, got {batch_size!r}")
-        self.batch_size = batch_size
+        self.batch_size = positive_int("inference.batch_size", batch_size)
         self.mode, self.flip = mode, flip
         self.scales = None if scales is None else [float(s) for s in scales]
         self.base_size, self.crop_size = base_size, crop_size

@@ -34,83 +34,48 @@ The rules, and why each combination cannot work:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from cfnet.checkpoints import read_weights
+from cfnet.checks import allowed, is_int, is_number, one_of, positive_int
 from cfnet.data.dataset import ON_BAD_SAMPLE
-from cfnet.models.acf import ATTENTION_IMPLS, PHI_TRANSFORMS
-from cfnet.models.backbone import (
-    OUTPUT_STRIDES,
-    check_backbone_name,
-    check_hub_cache,
-    resolve_pretrained,
-)
+from cfnet.models.backbone import check_hub_cache, resolve_pretrained
 
 
-def _allowed(values: Iterable[Any]) -> str:
-    return ", ".join(str(v) for v in values)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def positive_int(key: str, value: Any) -> int:
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{key}={value!r}: must be a positive integer; allowed: 1, 2, 3, ...")
-    return value
-
-
-def one_of(key: str, value: Any, allowed: Iterable[Any]) -> Any:
-    allowed = tuple(allowed)
-    if value not in allowed:
-        raise ValueError(f"{key}={value!r}: allowed: {_allowed(allowed)}")
-    return value
-
-
-def probability(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-        raise ValueError(f"{key}={value!r}: must be a number in [0, 1)")
-    return float(value)
-
-
-def divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+@contextmanager
+def config_group(group: str) -> Iterator[None]:
+    """Put the config group in front of a constructor's error: ``heads=3: ...`` becomes
+    ``model.heads=3: ...``. The constructors' arguments are named as their config keys
+    (``cfnet.checks``), so the message names the key to change."""
+    try:
+        yield
+    except InstantiationException as err:  # Hydra wraps what the constructor raised
+        cause = err.__cause__
+        if not isinstance(cause, ValueError | FileNotFoundError):
+            raise
+        raise type(cause)(f"{group}.{cause}") from cause
+    except (ValueError, FileNotFoundError) as err:
+        raise type(err)(f"{group}.{err}") from err
 
 
 def check_model(model: DictConfig) -> None:
-    """The ``model`` group (CFNet or FCN): see the module doc."""
-    for key in ("num_classes", "channels", "aux_channels", "heads", "k", "enc_codewords"):
-        if key in model:
-            positive_int(f"model.{key}", model[key])
-    if model.get("use_acf", False):
-        channels, heads = model.channels, model.heads
-        if channels % heads:
-            raise ValueError(
-                f"model.heads={heads}: model.channels ({channels}) must be divisible by "
-                f"model.heads (d = channels / heads per head); allowed: "
-                f"{_allowed(divisors(channels))}"
-            )
-    one_of("model.output_stride", model.output_stride, OUTPUT_STRIDES)
-    if "phi" in model:
-        one_of("model.phi", model.phi, PHI_TRANSFORMS)
-    if "attention_impl" in model:
-        one_of("model.attention_impl", model.attention_impl, ATTENTION_IMPLS)
-    for key in ("dropout", "acf_dropout"):
-        if key in model:
-            probability(f"model.{key}", model[key])
-    try:
-        check_backbone_name(model.backbone)
-    except ValueError as err:
-        raise ValueError(f"model.backbone: {err}") from err
+    """The ``model`` group (CFNet or FCN): built on the meta device, so that its constructors
+    (``cfnet.models``) check every argument, with no memory and no weights spent. The weights
+    named by ``model.pretrained`` are looked at on their own, without being loaded."""
+    with config_group("model"), torch.device("meta"):
+        instantiate(model, pretrained=None)
     if model.get("pretrained"):
-        try:  # a file: tensors only (weights_only=True / safetensors), a pickle with code is
-            # refused; a hub tag: one timm knows (fetched later, by timm, when the model is built)
+        with config_group("model"):
             source = resolve_pretrained(str(model.pretrained), model.backbone)
+        try:  # a file: tensors only (weights_only=True / safetensors), a pickle with code is
+            # refused; a hub tag: offline, it must be in the cache (timm fetches it later)
             if isinstance(source, Path):
                 read_weights(source)
             else:
@@ -124,10 +89,10 @@ def check_dataset(dataset: DictConfig, training: bool) -> None:
     for key in ("batch_size", "eval_batch_size", "base_size", "crop_size", "num_classes"):
         positive_int(f"dataset.{key}", dataset[key])
     workers = dataset.num_workers
-    if workers != "auto" and (not _is_int(workers) or workers < 0):
+    if workers != "auto" and (not is_int(workers) or workers < 0):
         raise ValueError(f"dataset.num_workers={workers!r}: allowed: auto, 0, 1, 2, ...")
     timeout = dataset.loader_timeout
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+    if not is_number(timeout) or timeout < 0:
         raise ValueError(
             f"dataset.loader_timeout={timeout!r}: seconds per batch, a number >= 0 (0: no limit)"
         )
@@ -152,7 +117,7 @@ def check_dataset(dataset: DictConfig, training: bool) -> None:
 def processes(trainer: DictConfig) -> int | None:
     """How many training processes the trainer config asks for, where the config says it."""
     devices, nodes = trainer.devices, trainer.get("num_nodes", 1)
-    if _is_int(devices) and devices >= 1:
+    if is_int(devices) and devices >= 1:
         return devices * nodes
     if isinstance(devices, Iterable) and not isinstance(devices, str):
         return len(list(devices)) * nodes
@@ -161,7 +126,7 @@ def processes(trainer: DictConfig) -> int | None:
 
 def check_trainer(trainer: DictConfig) -> None:
     devices = trainer.devices
-    if _is_int(devices) and devices < 1 and devices != -1:
+    if is_int(devices) and devices < 1 and devices != -1:
         raise ValueError(
             f"trainer.devices={devices}: allowed: a count 1, 2, ..., -1 (all), auto, "
             "or a list of device ids"
@@ -180,14 +145,14 @@ def check_batch(dataset: DictConfig, trainer: DictConfig, model: DictConfig) -> 
         raise ValueError(
             f"dataset.batch_size={batch}: the global batch must be divisible by the number of "
             f"processes (trainer.devices × trainer.num_nodes = {count}); allowed: "
-            f"{_allowed(allowed)}, ..."
+            f"{allowed(allowed)}, ..."
         )
     if model.get("use_gp", False) and batch // count < 2:
         allowed = [m * count for m in range(2, 5)]
         raise ValueError(
             f"dataset.batch_size={batch}: the global-pooling branch (model.use_gp) needs at least "
             f"2 images per process ({count} process{'es' if count > 1 else ''}); allowed: "
-            f"{_allowed(allowed)}, ..."
+            f"{allowed(allowed)}, ..."
         )
 
 
@@ -212,9 +177,9 @@ def check_predict_config(cfg: DictConfig) -> None:
     """``cfnet.predict``: the model comes from the checkpoint; its own options are checked."""
     check_dataset(cfg.dataset, training=False)
     if cfg.export is not None and cfg.export not in PREDICT_EXPORTS:
-        raise ValueError(f"export={cfg.export!r}: allowed: null, {_allowed(PREDICT_EXPORTS)}")
+        raise ValueError(f"export={cfg.export!r}: allowed: null, {allowed(PREDICT_EXPORTS)}")
     alpha = cfg.overlay_alpha
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
+    if not is_number(alpha) or not 0 <= alpha <= 1:
         raise ValueError(f"overlay_alpha={alpha!r}: must be a number in [0, 1]")
     if not isinstance(cfg.overwrite, bool):
         raise ValueError(f"overwrite={cfg.overwrite!r}: allowed: true, false")

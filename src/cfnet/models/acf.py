@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cfnet.checks import allowed, divisors, one_of, positive_int, probability
+
 AttentionImpl = Literal["naive", "sdpa"]
 ATTENTION_IMPLS: tuple[str, ...] = ("naive", "sdpa")
 PHI_TRANSFORMS: tuple[str, ...] = ("conv", "dilated_ffn")
@@ -157,12 +159,6 @@ class CooccurrenceMaps(NamedTuple):
     query_size: tuple[int, int]  # (h, w) of the query grid (the feature map), N = h·w
 
 
-def _positive_int(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 class ACFModule(nn.Module):
     """Aggregated Co-occurrent Feature module: H heads × K mixtures over a C-channel map.
 
@@ -172,9 +168,10 @@ class ACFModule(nn.Module):
     by a 1×1 conv without bias, batch-normed and added to the input (residual).
 
     Deliberate choices where paper and code differ:
-    * Dropout (``dropout``) acts on the aggregated co-occurrent features z, as the paper phrases it,
-      not on the attention probabilities as the released code does: attention dropout would force
-      SDPA off its fused kernel on CPU and would break the exact Σ_k π_k SDPA_k identity.
+    * Dropout (``acf_dropout``) acts on the aggregated co-occurrent features z, as the paper
+      phrases it, not on the attention probabilities as the released code does: attention dropout
+      would force SDPA off its fused kernel on CPU and would break the exact Σ_k π_k SDPA_k
+      identity.
     * Φ is a 1×1 conv (``phi="conv"``, the released code's default). ``phi="dilated_ffn"`` is the
       paper's ablation setting "atrous rate 4 for Φ" (3×3 conv dilation 4 → BN → ReLU → 1×1 conv,
       the code's ``dffn``); it costs a 3×3 conv on the full map.
@@ -186,32 +183,34 @@ class ACFModule(nn.Module):
         heads: int = 4,
         k: int = 2,
         phi: str = "conv",
-        dropout: float = 0.1,
-        impl: AttentionImpl = "sdpa",
+        acf_dropout: float = 0.1,
+        attention_impl: AttentionImpl = "sdpa",
     ) -> None:
         """Args:
         channels: C, the input and output channels (the head's conv5 width).
         heads: H attention heads; each gets d = C / H query, key and value channels.
         k: K mixture components of the contextual prior π (1: a single softmax, no prior).
         phi: Φ: ``conv`` (1×1) or ``dilated_ffn`` (3×3 dilation 4 → BN → ReLU → 1×1).
-        dropout: Dropout on the aggregated co-occurrent features z.
-        impl: ``sdpa`` (fused scaled-dot-product attention, O(N) memory) or ``naive``
+        acf_dropout: Dropout on the aggregated co-occurrent features z.
+        attention_impl: ``sdpa`` (fused scaled-dot-product attention, O(N) memory) or ``naive``
             (materialises p(c|t), the reference).
+
+        The arguments are named as ``CFNet``'s (and the config's ``model.*`` keys), so an error
+        names the key to change.
         """
         super().__init__()
-        _positive_int("channels", channels)
-        _positive_int("heads", heads)
-        _positive_int("k", k)
+        positive_int("channels", channels)
+        positive_int("heads", heads)
+        positive_int("k", k)
         if channels % heads:
             raise ValueError(
-                f"channels ({channels}) must be divisible by heads ({heads}): each head gets "
-                f"d = channels / heads query, key and value channels"
+                f"heads={heads}: channels ({channels}) must be divisible by heads "
+                f"(d = channels / heads per head); allowed: {allowed(divisors(channels))}"
             )
-        if impl not in ATTENTION_IMPLS:
-            raise ValueError(f"impl must be one of {ATTENTION_IMPLS}, got {impl!r}")
-        if phi not in PHI_TRANSFORMS:
-            raise ValueError(f"phi must be one of {PHI_TRANSFORMS}, got {phi!r}")
-        self.channels, self.heads, self.k, self.impl = channels, heads, k, impl
+        one_of("phi", phi, PHI_TRANSFORMS)
+        probability("acf_dropout", acf_dropout)
+        one_of("attention_impl", attention_impl, ATTENTION_IMPLS)
+        self.channels, self.heads, self.k, self.impl = channels, heads, k, attention_impl
         self.d = channels // heads  # per-component query/key width; also d_v per head
         qk_channels = heads * k * self.d  # H·d_k with d_k = K·d
 
@@ -234,7 +233,7 @@ class ACFModule(nn.Module):
         self.prior = nn.Linear(k * self.d, k, bias=False) if k > 1 else None
         if self.prior is not None:
             nn.init.uniform_(self.prior.weight, -(k**-0.5), k**-0.5)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(acf_dropout)
         self.proj = nn.Conv2d(heads * self.d, channels, 1, bias=False)
         self.norm = nn.BatchNorm2d(channels)
 

@@ -33,6 +33,8 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from timm.models import get_pretrained_cfg, is_model_in_modules
 from torch import Tensor, nn
 
+from cfnet.checks import allowed, one_of
+
 OUTPUT_STRIDES: tuple[int, ...] = (8, 16)
 IMAGENET = "imagenet"  # model.pretrained: timm's default pretrained tag of the backbone
 WEIGHT_SUFFIXES: tuple[str, ...] = (".pth", ".pt", ".bin", ".safetensors")
@@ -47,12 +49,12 @@ def check_backbone_name(name: str) -> str:
         close = difflib.get_close_matches(str(name), resnets, n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(
-            f"backbone {name!r} is not a timm model{hint} (timm ResNet names: "
+            f"backbone={name!r}: not a timm model{hint} (timm ResNet names: "
             f"resnet50d, resnet101d, resnet50s, resnet18d, resnet10t, ...)"
         )
     if not is_model_in_modules(name, ["resnet"]):
         raise ValueError(
-            f"backbone {name!r} is not a timm ResNet: cfnet needs a dilatable ResNet "
+            f"backbone={name!r}: not a timm ResNet; cfnet needs a dilatable ResNet "
             f"(e.g. resnet50d, resnet101d, resnet50s, resnet18d)"
         )
     return name
@@ -63,14 +65,14 @@ def check_pretrained_file(pretrained: str | Path) -> Path:
     path = Path(pretrained).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
-            f"pretrained weights file {str(path)!r} does not exist (model.pretrained: a local "
+            f"pretrained={str(path)!r}: no such weights file (allowed: a local "
             f"{'/'.join(WEIGHT_SUFFIXES)} file, '{IMAGENET}' or a timm tag such as "
             "resnet50s.gluon_in1k)"
         )
     if path.suffix not in WEIGHT_SUFFIXES:
         raise ValueError(
-            f"pretrained weights file {str(path)!r} has suffix {path.suffix!r}; "
-            f"expected one of {WEIGHT_SUFFIXES}"
+            f"pretrained={str(path)!r}: a weights file with suffix {path.suffix!r}; "
+            f"allowed: {allowed(WEIGHT_SUFFIXES)}"
         )
     return path
 
@@ -146,10 +148,7 @@ class Backbone(nn.Module):
         """
         super().__init__()
         check_backbone_name(name)
-        if output_stride not in OUTPUT_STRIDES:
-            raise ValueError(
-                f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride!r}"
-            )
+        one_of("output_stride", output_stride, OUTPUT_STRIDES)
         source = resolve_pretrained(pretrained, name) if pretrained else None
         weights = source if isinstance(source, Path) else None
         try:

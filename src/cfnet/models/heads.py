@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cfnet.checks import positive_int, probability
 from cfnet.models.acf import ACFModule, AttentionImpl, CooccurrenceMaps
 from cfnet.models.encoding import EncModule
 
@@ -43,7 +44,9 @@ class Classifier(nn.Sequential):
     """Dropout → 1×1 conv to class logits (``conv6`` in the authors' code)."""
 
     def __init__(self, in_channels: int, num_classes: int, dropout: float) -> None:
-        super().__init__(nn.Dropout(dropout), nn.Conv2d(in_channels, num_classes, 1))
+        super().__init__(
+            nn.Dropout(probability("dropout", dropout)), nn.Conv2d(in_channels, num_classes, 1)
+        )
 
 
 class FCNHead(nn.Module):
@@ -51,7 +54,7 @@ class FCNHead(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, channels: int, dropout: float) -> None:
         super().__init__()
-        self.conv = ConvBNReLU(in_channels, channels, 3)
+        self.conv = ConvBNReLU(in_channels, positive_int("channels", channels), 3)
         self.classifier = Classifier(channels, num_classes, dropout)
 
     def forward(self, x: Tensor) -> HeadOutput:
@@ -107,13 +110,17 @@ class CFNetHead(nn.Module):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        self.conv = ConvBNReLU(in_channels, channels, 3)  # conv5
+        self.conv = ConvBNReLU(in_channels, positive_int("channels", channels), 3)  # conv5
         self.acf = (
             ACFModule(channels, heads, k, phi, acf_dropout, attention_impl) if use_acf else None
         )
         self.gp = GlobalPooling(channels, channels) if use_gp else None
         out_channels = channels * (2 if use_gp else 1)
-        self.enc = EncModule(out_channels, num_classes, enc_codewords) if use_enc else None
+        self.enc = (
+            EncModule(out_channels, num_classes, positive_int("enc_codewords", enc_codewords))
+            if use_enc
+            else None
+        )
         self.classifier = Classifier(out_channels, num_classes, dropout)
 
     def forward(self, x: Tensor) -> HeadOutput:

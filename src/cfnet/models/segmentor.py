@@ -13,6 +13,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from cfnet.checks import positive_int
 from cfnet.models.acf import AttentionImpl, CooccurrenceMaps
 from cfnet.models.backbone import Backbone
 from cfnet.models.heads import CFNetHead, FCNHead, upsample_to
@@ -62,16 +63,14 @@ class Segmentor(nn.Module):
         return self.head.cooccurrence(res5)
 
 
-def _check_num_classes(num_classes: int) -> None:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-
-
 def _aux_head(
-    body: Backbone, num_classes: int, aux: bool, channels: int, dropout: float
+    body: Backbone, num_classes: int, aux: bool, aux_channels: int, dropout: float
 ) -> FCNHead | None:
     """The auxiliary FCN head on Res-4 that both models train with (authors' code, PSPNet)."""
-    return FCNHead(body.res4_channels, num_classes, channels, dropout) if aux else None
+    if not aux:
+        return None
+    positive_int("aux_channels", aux_channels)  # (FCNHead would call it "channels")
+    return FCNHead(body.res4_channels, num_classes, aux_channels, dropout)
 
 
 class CFNet(Segmentor):
@@ -126,7 +125,7 @@ class CFNet(Segmentor):
         aux: bool = True,
         aux_channels: int = 256,
     ) -> None:
-        _check_num_classes(num_classes)
+        positive_int("num_classes", num_classes)
         body = Backbone(backbone, output_stride, pretrained)
         head = CFNetHead(
             body.res5_channels,
@@ -175,7 +174,7 @@ class FCN(Segmentor):
         aux: bool = True,
         aux_channels: int = 256,
     ) -> None:
-        _check_num_classes(num_classes)
+        positive_int("num_classes", num_classes)
         body = Backbone(backbone, output_stride, pretrained)
         head = FCNHead(body.res5_channels, num_classes, channels, dropout)
         super().__init__(body, head, _aux_head(body, num_classes, aux, aux_channels, dropout))
