@@ -49,13 +49,13 @@ TRAIN_CASES = [  # (overrides, the one line on stderr, or its start)
     ),
     (["model.output_stride=4"], "error: model.output_stride=4: allowed: 8, 16"),
     (["model.attention_impl=flash"], "error: model.attention_impl='flash': allowed: naive, sdpa"),
-    (["model.backbone=vit_base_patch16_224"], "error: model.backbone='vit_base_patch16_224': not a"),
+    (["model.backbone=vit_base_patch16_224"], "error: model.backbone='vit_base_patch16_224': "),
     (["model.acf_dropout=1"], "error: model.acf_dropout=1: must be a number in [0, 1)"),
     (["dataset.crop_size=0"], "error: dataset.crop_size=0: must be a positive integer"),
     (
         ["dataset.base_size=200", "dataset.scale_range=[0.5,1.0]", "dataset.crop_size=480"],
         "error: dataset.crop_size=480: larger than the largest rescaled image "
-        "(dataset.scale_range[1] × dataset.base_size = 1.0 × 200 = 200), so every crop would "
+        "(scale_range[1] × base_size = 1.0 × 200 = 200), so every crop would "
         "hold padding on two sides; allowed: 1 .. 200",
     ),
     (["dataset.scale_range=[2.0,1.0]"], "error: dataset.scale_range=[2.0, 1.0]: must be [low, "),

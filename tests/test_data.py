@@ -84,13 +84,13 @@ def test_train_transform_scales_pads_with_ignore_and_crops():
     image = np.full((40, 60, 3), 200, np.uint8)
     mask = np.ones((40, 60), np.uint8)
     transform = train_transform(
-        base_size=60, crop_size=96, scale_range=[1.0, 1.0], flip=True,
+        base_size=60, crop_size=60, scale_range=[1.0, 1.0], flip=True,
         mean=[0.5] * 3, std=[0.5] * 3, ignore_index=255,
     )  # fmt: skip
     out = transform(image=image, mask=mask)
-    assert out["image"].shape == (3, 96, 96) and out["mask"].shape == (96, 96)
-    # the 60-wide image fits; padding (bottom/right) is ignore in the mask, black in the image
-    assert (out["mask"] == 255).sum() == 96 * 96 - 40 * 60
+    assert out["image"].shape == (3, 60, 60) and out["mask"].shape == (60, 60)
+    # the 40-high image is padded at the bottom: ignore in the mask, black in the image
+    assert (out["mask"] == 255).sum() == 60 * 60 - 40 * 60
     assert out["image"][:, out["mask"] == 255].min() == pytest.approx(-1.0)  # (0 − 0.5) / 0.5
 
 
@@ -98,7 +98,7 @@ def test_train_transform_random_scale_follows_the_long_side():
     image = np.zeros((50, 100, 3), np.uint8)
     mask = np.zeros((50, 100), np.uint8)
     transform = train_transform(
-        base_size=100, crop_size=400, scale_range=[0.5, 2.0], flip=False,
+        base_size=100, crop_size=200, scale_range=[0.5, 2.0], flip=False,
         mean=[0.0] * 3, std=[1.0] * 3, ignore_index=255,
     )  # fmt: skip
     widths = set()
@@ -218,10 +218,32 @@ def test_training_order_depends_only_on_seed_and_epoch():
 @pytest.mark.parametrize(
     "override, match",
     [
-        ("dataset.num_classes=8", "class_names has 7 names"),
-        ("dataset.scale_range=[2.0,1.0]", "scale_range must be"),
+        ("dataset.num_classes=8", "class_names has 7 names for num_classes=8"),
+        ("dataset.eval_batch_size=0", "eval_batch_size=0: must be a positive integer"),
+        ("dataset.num_workers=-1", "num_workers=-1: allowed: auto, 0, 1, 2, ..."),
+        ("dataset.eval_scales=[1.0,0.0]", r"eval_scales=\[1.0, 0.0\]: must all be > 0"),
     ],
 )
 def test_inconsistent_dataset_config_is_named(override, match):
     with pytest.raises(Exception, match=match):
         _datamodule(override)
+
+
+@pytest.mark.parametrize(
+    "scale_range, crop_size, match",
+    [
+        ([2.0, 1.0], 8, r"scale_range=\[2.0, 1.0\]: must be \[low, high\] with 0 < low <= high"),
+        ([0.5], 8, r"scale_range=\[0.5\]: must be \[low, high\]"),
+        ([0.5, 1.0], 101, r"crop_size=101: .* 1.0 × 100 = 100\), .*; allowed: 1 .. 100"),
+    ],
+)
+def test_the_training_crop_must_fit_the_rescaled_image(scale_range, crop_size, match):
+    with pytest.raises(ValueError, match=match):
+        train_transform(
+            base_size=100, crop_size=crop_size, scale_range=scale_range, flip=False,
+            mean=[0.0] * 3, std=[1.0] * 3, ignore_index=255,
+        )  # fmt: skip
+    train_transform(  # the largest crop that fits is accepted
+        base_size=100, crop_size=100, scale_range=[0.5, 1.0], flip=False,
+        mean=[0.0] * 3, std=[1.0] * 3, ignore_index=255,
+    )  # fmt: skip

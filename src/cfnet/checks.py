@@ -3,15 +3,25 @@
 Each constructor checks its own arguments with these (``ACFModule`` its heads and K, the DataModule
 its sizes, ...), so a plain-Python user gets the same one-line error as a config user. Every
 message starts with ``<argument>=<value>:``, and the model's and DataModules' arguments are
-named as their config keys: ``cfnet.validate`` runs the constructors' checks and puts the config
-group in front (``heads=3: ...`` becomes ``model.heads=3: ...``), so a rule is stated once, in
-the constructor, and still named in the config's words.
+named as their config keys: ``cfnet.validate`` runs the constructors' checks, and
+``cfnet.cli.user_errors`` puts the config group in front (``heads=3: ...`` becomes
+``model.heads=3: ...``, ``keyed``), so a rule is stated once, in the constructor, and still
+named in the config's words.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
+
+_ARGUMENT = re.compile(r"[A-Za-z_][\w.\[\]]*=")  # "heads=3: ...", "scale_range[1]=..."
+
+
+def keyed(group: str, message: str) -> str:
+    """A constructor's message in the config's words: ``heads=3: ...`` in group ``model`` becomes
+    ``model.heads=3: ...``; any other message gets the group in front (``model: ...``)."""
+    return f"{group}.{message}" if _ARGUMENT.match(message) else f"{group}: {message}"
 
 
 def allowed(values: Iterable[Any]) -> str:

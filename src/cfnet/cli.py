@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
 from cfnet import resolvers
+from cfnet.checks import keyed
 
 resolvers.register()  # before any config is composed
 # Lightning-internal notices that say nothing about the user's run.
@@ -80,7 +81,7 @@ def _message(err: BaseException) -> str | None:
         if not isinstance(cause, USER_ERRORS):
             return None
         key = next((ln[10:] for ln in str(err).splitlines() if ln.startswith("full_key: ")), "")
-        return f"{key}: {cause}" if key else str(cause)
+        return keyed(key, str(cause)) if key else str(cause)
     if isinstance(err, USER_ERRORS):
         return _worker_message(str(err))
     if isinstance(err, RuntimeError) and str(err).startswith("DataLoader timed out"):

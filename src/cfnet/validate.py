@@ -1,35 +1,32 @@
-"""Refuse impossible configurations at start, before anything is built or any data is read.
+"""Refuse impossible configurations at start, before any data, weights or checkpoint is read.
 
 The entry points call these on the composed config first thing. Each problem is one
 ``ValueError`` line that names the key, its value and what is allowed, e.g.
-``model.heads=3: model.channels (512) must be divisible by model.heads; allowed: 1, 2, 4, ...``
-(``cfnet.cli.user_errors`` prints it as ``error: ...`` and exits with status 2). The constructors
-check their own arguments too, for plain-Python use; this module's job is to say it in the
-config's words, early. Unknown config-group options (``dataset=nope``) are caught even earlier,
-before Hydra composes anything (``cfnet.cli.checked_groups``).
+``model.heads=3: channels (512) must be divisible by heads (...); allowed: 1, 2, 4, ...``
+(``cfnet.cli.user_errors`` prints it as ``error: ...`` and exits with status 2). Unknown
+config-group options (``dataset=nope``) are caught even earlier, before Hydra composes anything
+(``cfnet.cli.checked_groups``).
 
-The rules, and why each combination cannot work:
+Each rule is stated once, where it belongs. A rule about one argument lives in the constructor
+that takes it (``cfnet.models``, the DataModules, ``cfnet.data.transforms``), so plain-Python use
+gets it too; this module runs those constructors early and cheaply and names the config key:
 
-* ``model.k``, ``model.heads``, ``model.channels``, ``model.aux_channels``, ``model.enc_codewords``,
-  ``model.num_classes``: positive integers; with the ACF module on, ``channels`` divisible by
-  ``heads`` (each head gets d = channels / heads query, key and value channels).
-* ``model.output_stride`` in {8, 16} (timm dilates Res-4/Res-5 for those only); ``model.phi``,
-  ``model.attention_impl``, ``model.backbone`` (a timm ResNet) from their lists; dropouts in
-  [0, 1); ``model.pretrained`` a readable local weights file (read with ``weights_only=True``),
-  ``imagenet`` or a timm pretrained tag of ``model.backbone``.
-* ``dataset.base_size`` and ``dataset.crop_size`` positive; ``dataset.scale_range`` = [low, high]
-  with 0 < low <= high. The training pipeline pads every rescaled image up to the crop, so padding
-  never forbids a crop; what cannot work is a crop larger than the *largest* rescaled image
-  (``crop_size > round(scale_range[1] * base_size)``): every crop of every image would then be
-  partly padding on both sides, which is always a mistake (usually a crop meant for another
-  ``base_size``). Refused, naming the largest allowed crop.
+* ``model``: built on the meta device (no memory, no weights); ``model.pretrained`` is resolved
+  (a local file read with ``weights_only=True``, ``imagenet`` or a timm tag) but not loaded.
+* ``dataset``: the DataModule is made (it reads nothing before ``setup``); for training, its
+  augmentation is built too, which refuses a crop larger than the largest rescaled image.
+
+What no single constructor can see is checked here:
+
 * ``dataset.batch_size`` (the global batch) divisible by the number of processes
-  (``trainer.devices × trainer.num_nodes``), and, when the head has the global-pooling branch
-  (CFNet, ``use_gp``), at least 2 images per process: that branch batch-normalises one value per
-  image, which PyTorch refuses for a batch of one.
+  (``trainer.devices × trainer.num_nodes``, the DataModule's ``per_process_batch``), and, when
+  the head has the global-pooling branch (``model.use_gp``), at least 2 images per process: that
+  branch batch-normalises one value per image, which PyTorch refuses for a batch of one.
 * ``trainer.devices`` a positive count, -1 (all), ``auto`` or a device list;
-  ``trainer.num_nodes`` positive. ``trainer.precision`` is left to Lightning, whose one-line error
-  lists the allowed values.
+  ``trainer.num_nodes`` positive (Lightning's own errors for these are tracebacks).
+  ``trainer.precision`` is left to Lightning, whose one-line error lists the allowed values.
+* ``cfnet.predict``'s own options (``export``, ``overlay_alpha``, ``overwrite``,
+  ``on_bad_input``), which no constructor takes.
 """
 
 from __future__ import annotations
@@ -44,74 +41,50 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from cfnet.checkpoints import read_weights
-from cfnet.checks import allowed, is_int, is_number, one_of, positive_int
-from cfnet.data.dataset import ON_BAD_SAMPLE
+from cfnet.checks import allowed, is_int, is_number, keyed, one_of, positive_int
+from cfnet.data.datamodule import per_process_batch
 from cfnet.models.backbone import check_hub_cache, resolve_pretrained
 
 
 @contextmanager
 def config_group(group: str) -> Iterator[None]:
-    """Put the config group in front of a constructor's error: ``heads=3: ...`` becomes
-    ``model.heads=3: ...``. The constructors' arguments are named as their config keys
-    (``cfnet.checks``), so the message names the key to change."""
+    """Name the config key in a constructor's error: ``heads=3: ...`` becomes
+    ``model.heads=3: ...`` (``cfnet.checks.keyed``; Hydra's wrapper is taken off)."""
     try:
         yield
-    except InstantiationException as err:  # Hydra wraps what the constructor raised
+    except InstantiationException as err:
         cause = err.__cause__
         if not isinstance(cause, ValueError | FileNotFoundError):
             raise
-        raise type(cause)(f"{group}.{cause}") from cause
+        raise type(cause)(keyed(group, str(cause))) from cause
     except (ValueError, FileNotFoundError) as err:
-        raise type(err)(f"{group}.{err}") from err
+        raise type(err)(keyed(group, str(err))) from err
 
 
 def check_model(model: DictConfig) -> None:
-    """The ``model`` group (CFNet or FCN): built on the meta device, so that its constructors
-    (``cfnet.models``) check every argument, with no memory and no weights spent. The weights
-    named by ``model.pretrained`` are looked at on their own, without being loaded."""
+    """The ``model`` group (CFNet or FCN), built on the meta device: its constructors check
+    every argument, at no cost in memory or time. The weights ``model.pretrained`` names are
+    looked at on their own (found, and for a file readable as tensors only), never loaded here."""
+    pretrained = model.get("pretrained")
     with config_group("model"), torch.device("meta"):
         instantiate(model, pretrained=None)
-    if model.get("pretrained"):
-        with config_group("model"):
-            source = resolve_pretrained(str(model.pretrained), model.backbone)
-        try:  # a file: tensors only (weights_only=True / safetensors), a pickle with code is
-            # refused; a hub tag: offline, it must be in the cache (timm fetches it later)
-            if isinstance(source, Path):
-                read_weights(source)
-            else:
-                check_hub_cache(source)
-        except (ValueError, FileNotFoundError) as err:
-            raise type(err)(f"model.pretrained: {err}") from err
+        source = resolve_pretrained(str(pretrained), model.backbone) if pretrained else None
+    try:  # a file: tensors only (a pickle with code is refused); offline, a tag must be cached
+        if isinstance(source, Path):
+            read_weights(source)
+        elif source is not None:
+            check_hub_cache(source)
+    except (ValueError, FileNotFoundError) as err:
+        raise type(err)(f"model.pretrained: {err}") from err
 
 
 def check_dataset(dataset: DictConfig, training: bool) -> None:
-    """The ``dataset`` group's sizes and options (``training``: also the crop rule)."""
-    for key in ("batch_size", "eval_batch_size", "base_size", "crop_size", "num_classes"):
-        positive_int(f"dataset.{key}", dataset[key])
-    workers = dataset.num_workers
-    if workers != "auto" and (not is_int(workers) or workers < 0):
-        raise ValueError(f"dataset.num_workers={workers!r}: allowed: auto, 0, 1, 2, ...")
-    timeout = dataset.loader_timeout
-    if not is_number(timeout) or timeout < 0:
-        raise ValueError(
-            f"dataset.loader_timeout={timeout!r}: seconds per batch, a number >= 0 (0: no limit)"
-        )
-    one_of("dataset.on_bad_sample", dataset.on_bad_sample, ON_BAD_SAMPLE)
-    scales = list(dataset.scale_range)
-    if len(scales) != 2 or not all(isinstance(s, int | float) for s in scales):
-        raise ValueError(f"dataset.scale_range={scales}: must be [low, high]")
-    low, high = scales
-    if not 0 < low <= high:
-        raise ValueError(f"dataset.scale_range={scales}: must be [low, high] with 0 < low <= high")
-    if any(not isinstance(s, int | float) or s <= 0 for s in dataset.eval_scales):
-        raise ValueError(f"dataset.eval_scales={list(dataset.eval_scales)}: must all be > 0")
-    largest = round(high * dataset.base_size)
-    if training and dataset.crop_size > largest:
-        raise ValueError(
-            f"dataset.crop_size={dataset.crop_size}: larger than the largest rescaled image "
-            f"(dataset.scale_range[1] × dataset.base_size = {high} × {dataset.base_size} = "
-            f"{largest}), so every crop would hold padding on two sides; allowed: 1 .. {largest}"
-        )
+    """The ``dataset`` group: its DataModule checks its own fields as it is made (nothing is read
+    before ``setup``), and for training the augmentation checks the crop geometry."""
+    with config_group("dataset"):
+        datamodule = instantiate(dataset)
+        if training:
+            datamodule.train_transform()
 
 
 def processes(trainer: DictConfig) -> int | None:
@@ -125,6 +98,8 @@ def processes(trainer: DictConfig) -> int | None:
 
 
 def check_trainer(trainer: DictConfig) -> None:
+    """The two Trainer options Lightning itself refuses only with a traceback (a ``TypeError``
+    for ``devices=-2``), and that ``processes`` reads."""
     devices = trainer.devices
     if is_int(devices) and devices < 1 and devices != -1:
         raise ValueError(
@@ -139,20 +114,13 @@ def check_batch(dataset: DictConfig, trainer: DictConfig, model: DictConfig) -> 
     count = processes(trainer)
     if count is None:
         return
-    batch = dataset.batch_size
-    if batch % count:
-        allowed = [m * count for m in range(1, 5)]
+    with config_group("dataset"):
+        per_process = per_process_batch(dataset.batch_size, count)
+    if model.get("use_gp", False) and per_process < 2:
         raise ValueError(
-            f"dataset.batch_size={batch}: the global batch must be divisible by the number of "
-            f"processes (trainer.devices × trainer.num_nodes = {count}); allowed: "
-            f"{allowed(allowed)}, ..."
-        )
-    if model.get("use_gp", False) and batch // count < 2:
-        allowed = [m * count for m in range(2, 5)]
-        raise ValueError(
-            f"dataset.batch_size={batch}: the global-pooling branch (model.use_gp) needs at least "
-            f"2 images per process ({count} process{'es' if count > 1 else ''}); allowed: "
-            f"{allowed(allowed)}, ..."
+            f"dataset.batch_size={dataset.batch_size}: the global-pooling branch (model.use_gp) "
+            f"needs at least 2 images per process ({count} process{'es' if count > 1 else ''}); "
+            f"allowed: {allowed(m * count for m in range(2, 5))}, ..."
         )
 
 

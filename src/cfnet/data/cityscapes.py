@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cfnet.checks import one_of
 from cfnet.data.files import FileDataModule, Pair, require_dir
 from cfnet.data.labels import cityscapes_label_id_lut, cityscapes_train_id_lut
 
@@ -26,10 +27,7 @@ class CityscapesDataModule(FileDataModule):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.label_type not in LABEL_TYPES:
-            raise ValueError(
-                f"dataset.label_type must be one of {LABEL_TYPES}, got {self.label_type!r}"
-            )
+        one_of("label_type", self.label_type, LABEL_TYPES)
 
     def pairs(self, split_name: str) -> list[Pair]:
         layout = (

@@ -21,12 +21,26 @@ import lightning as L
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
+from cfnet.checks import allowed, is_int, is_number, one_of, positive_int
 from cfnet.data.collate import pad_collate
-from cfnet.data.dataset import SegmentationDataset, check_on_bad_sample
+from cfnet.data.dataset import ON_BAD_SAMPLE, SegmentationDataset
 from cfnet.data.sample import Batch, Sample, SkippedSample
 from cfnet.data.sampling import ResumableLoader, ResumableSampler
 from cfnet.data.transforms import eval_transform, normalised_black, train_transform
 from cfnet.hardware import cpus_available, loader_workers, trainer_on_cpu
+
+
+def per_process_batch(batch_size: int, processes: int) -> int:
+    """The images each process loads: ``batch_size`` is the global batch (the paper's 16 across
+    GPUs), so it must split evenly over the processes."""
+    if batch_size % processes:
+        multiples = [m * processes for m in range(1, 5)]
+        raise ValueError(
+            f"batch_size={batch_size}: the global batch must be divisible by the number of "
+            f"processes (trainer.devices × trainer.num_nodes = {processes}); allowed: "
+            f"{allowed(multiples)}, ..."
+        )
+    return batch_size // processes
 
 
 @dataclass(kw_only=True, eq=False)
@@ -64,20 +78,29 @@ class SegmentationDataModule(L.LightningDataModule):
     _resume_at: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        """Each field's own rule (the geometry of the training crop: ``train_transform``)."""
         L.LightningDataModule.__init__(self)
-        if len(self.class_names) != self.num_classes:
+        for key in ("num_classes", "batch_size", "eval_batch_size", "base_size", "crop_size"):
+            positive_int(key, getattr(self, key))
+        for key, values, what in (
+            ("class_names", self.class_names, "names"),
+            ("palette", self.palette, "colours"),
+        ):
+            if len(values) != self.num_classes:
+                raise ValueError(
+                    f"{key} has {len(values)} {what} for num_classes={self.num_classes}"
+                )
+        workers = self.num_workers
+        if workers != "auto" and (not is_int(workers) or workers < 0):
+            raise ValueError(f"num_workers={workers!r}: allowed: auto, 0, 1, 2, ...")
+        if not is_number(self.loader_timeout) or self.loader_timeout < 0:
             raise ValueError(
-                f"dataset.class_names has {len(self.class_names)} names for "
-                f"dataset.num_classes={self.num_classes}"
+                f"loader_timeout={self.loader_timeout!r}: seconds per batch, a number >= 0 "
+                "(0: no limit)"
             )
-        if len(self.palette) != self.num_classes:
-            raise ValueError(
-                f"dataset.palette has {len(self.palette)} colours for "
-                f"dataset.num_classes={self.num_classes}"
-            )
-        check_on_bad_sample(self.on_bad_sample)
-        if len(self.scale_range) != 2 or not 0 < self.scale_range[0] <= self.scale_range[1]:
-            raise ValueError(f"dataset.scale_range must be [low, high], got {self.scale_range}")
+        one_of("on_bad_sample", self.on_bad_sample, ON_BAD_SAMPLE)
+        if any(not is_number(s) or s <= 0 for s in self.eval_scales):
+            raise ValueError(f"eval_scales={list(self.eval_scales)}: must all be > 0")
 
     # ---- what a dataset subclass provides -------------------------------------------------
     def build_dataset(
@@ -127,13 +150,7 @@ class SegmentationDataModule(L.LightningDataModule):
         return self.trainer.world_size if self.trainer is not None else 1
 
     def per_process_batch(self, batch_size: int) -> int:
-        world = self._world_size()
-        if batch_size % world:
-            raise ValueError(
-                f"dataset.batch_size={batch_size} is the global batch and must be divisible by "
-                f"the number of processes ({world})"
-            )
-        return batch_size // world
+        return per_process_batch(batch_size, self._world_size())
 
     def _collate(self) -> Callable[[list[Sample | SkippedSample]], Batch]:
         fill = normalised_black(self.mean, self.std)

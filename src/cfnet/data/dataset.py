@@ -13,18 +13,12 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from cfnet.checks import one_of
 from cfnet.data.io import SampleError
 from cfnet.data.sample import Sample, SkippedSample
 from cfnet.data.sampling import SampleKey, seed_augmentation
 
 ON_BAD_SAMPLE = ("error", "skip")
-
-
-def check_on_bad_sample(value: str) -> str:
-    """``dataset.on_bad_sample`` must be one of ``ON_BAD_SAMPLE``."""
-    if value not in ON_BAD_SAMPLE:
-        raise ValueError(f"dataset.on_bad_sample must be one of {ON_BAD_SAMPLE}, got {value!r}")
-    return value
 
 
 class SegmentationDataset(Dataset):
@@ -48,7 +42,7 @@ class SegmentationDataset(Dataset):
         replace_bad: bool = False,
     ) -> None:
         self.transform = transform
-        self.on_bad_sample = check_on_bad_sample(on_bad_sample)
+        self.on_bad_sample = one_of("on_bad_sample", on_bad_sample, ON_BAD_SAMPLE)
         self.replace_bad = replace_bad
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:

@@ -12,6 +12,8 @@ import albumentations as A
 import cv2
 from albumentations.pytorch import ToTensorV2
 
+from cfnet.checks import is_number
+
 
 def normalised_black(mean: Sequence[float], std: Sequence[float]) -> list[float]:
     """Black after normalisation: what crops, batches and sliding windows are padded with."""
@@ -33,8 +35,21 @@ def train_transform(
     Rescale so the LONG side is uniform in ``scale_range`` × ``base_size``, pad bottom/right to the
     crop (image with black, mask with ``ignore_index``), random crop, random horizontal flip,
     ImageNet normalisation.
+
+    A crop larger than the largest rescaled image is refused: padding never forbids a crop, but
+    every crop of every image would then hold padding on two sides, which is always a mistake
+    (usually a crop meant for another ``base_size``).
     """
-    lo, hi = (round(s * base_size) for s in scale_range)
+    scales = list(scale_range)
+    if len(scales) != 2 or not all(is_number(s) for s in scales) or not 0 < scales[0] <= scales[1]:
+        raise ValueError(f"scale_range={scales}: must be [low, high] with 0 < low <= high")
+    lo, hi = (round(s * base_size) for s in scales)
+    if crop_size > hi:
+        raise ValueError(
+            f"crop_size={crop_size}: larger than the largest rescaled image (scale_range[1] × "
+            f"base_size = {scales[1]} × {base_size} = {hi}), so every crop would hold padding on "
+            f"two sides; allowed: 1 .. {hi}"
+        )
     steps: list[A.BasicTransform] = [
         A.LongestMaxSize(max_size=list(range(lo, hi + 1))),  # uniform over integer long sides
         A.PadIfNeeded(
