@@ -12,6 +12,8 @@ from pathlib import Path
 
 import lightning as L
 
+from cli_server import forked_run
+
 # A run that exercises the whole application in seconds: 64² synthetic images, a tiny backbone.
 TINY_RUN = [
     "model.backbone=resnet10t",
@@ -47,14 +49,25 @@ TINY_FILE_RUN = [
 ]
 
 
-def run_cli(module: str, *args: str, env: dict[str, str] | None = None, check: bool = True):
-    """Run ``python -m <module> <args>`` as a user would; returns the CompletedProcess."""
-    result = subprocess.run(
+def run_cli(
+    module: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> <args>`` as a user would; returns the CompletedProcess.
+
+    The process is a fork of a server that has imported the libraries already
+    (``cli_server``), unless the call needs a fresh interpreter."""
+    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    result = forked_run(module, list(args), full_env, cwd) or subprocess.run(
         [sys.executable, "-m", module, *args],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})},
+        env=full_env,
         timeout=600,
+        cwd=cwd,
     )
     if check and result.returncode != 0:
         raise AssertionError(
@@ -164,60 +177,13 @@ class WaitForSignal(L.Callback):
             self._wait(trainer)
 
 
-# Runs several ``python -m <module> <args>`` in one interpreter, each as ``runpy`` runs a module's
-# ``__main__`` (Hydra, argument parsing, exit status: as on the command line), with file
-# descriptors 1 and 2 captured per call, so that Lightning's log handlers are captured too.
-_BATCH_DRIVER = r"""
-import json, os, runpy, sys, tempfile, traceback
-spec, output = sys.argv[1:3]
-calls, results = json.load(open(spec)), []
-for module, args, env in calls:
-    os.environ.update(env)
-    sys.argv = [module, *args]
-    sys.stdout.flush(); sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        os.dup2(out.fileno(), 1); os.dup2(err.fileno(), 2)
-        try:
-            runpy.run_module(module, run_name="__main__", alter_sys=True)
-            code = 0
-        except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-        sys.stdout.flush(); sys.stderr.flush()
-        os.dup2(saved[0], 1); os.dup2(saved[1], 2)
-        out.seek(0); err.seek(0)
-        results.append({"returncode": code, "stdout": out.read(), "stderr": err.read()})
-    for key in env:
-        os.environ.pop(key, None)
-json.dump(results, open(output, "w"))
-"""
-
-
 def run_cli_batch(
     calls: list[tuple[str, list[str]] | tuple[str, list[str], dict[str, str]]],
-    workdir: Path,
     cwd: Path | None = None,
 ) -> list[subprocess.CompletedProcess]:
-    """``run_cli(module, *args, check=False)`` for each call, in one subprocess (one import of
-    torch / Lightning instead of one per call), run in ``cwd`` (default: this process's);
-    returns one CompletedProcess per call."""
-    spec = workdir / "calls.json"
-    spec.write_text(json.dumps([[c[0], list(c[1]), c[2] if len(c) > 2 else {}] for c in calls]))
-    results = workdir / "results.json"
-    run = subprocess.run(
-        [sys.executable, "-c", _BATCH_DRIVER, str(spec), str(results)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        timeout=600,
-        cwd=cwd,
-    )
-    if run.returncode != 0:
-        raise AssertionError(f"batch driver failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+    """``run_cli(module, *args, env=env, check=False)`` for each call, in ``cwd`` (default: this
+    process's); returns one CompletedProcess per call."""
     return [
-        subprocess.CompletedProcess(["python", "-m", c[0], *c[1]], **r)
-        for c, r in zip(calls, json.loads(results.read_text()), strict=True)
+        run_cli(call[0], *call[1], env=call[2] if len(call) > 2 else None, check=False, cwd=cwd)
+        for call in calls
     ]

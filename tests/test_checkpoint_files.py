@@ -171,7 +171,7 @@ def test_bad_checkpoints_are_refused_in_one_line_by_every_entry_point(bad_files,
         f"error: model.pretrained: pretrained weights file '{pretrained}' {WHY['malicious']}"
     )
 
-    for call, result, line in zip(calls, run_cli_batch(calls, tmp_path), expected, strict=True):
+    for call, result, line in zip(calls, run_cli_batch(calls), expected, strict=True):
         where = f"{call}:\n{result.stderr}"
         assert result.returncode == 2, where
         assert result.stderr.splitlines() == [result.stderr.strip()], where  # one line

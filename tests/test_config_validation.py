@@ -1,8 +1,7 @@
 """Impossible configurations stop at start, through the entry points: exit status 2, one line on
 stderr naming the key and what is allowed, no traceback (unless HYDRA_FULL_ERROR=1), nothing read.
 
-Most cases run in one interpreter (``run_cli_batch``: each call is ``python -m <module>`` as
-``runpy`` runs it, stdout/stderr captured at the file descriptors); one runs as its own process.
+Each case is a ``python -m <module>`` process of its own (``run_cli_batch``).
 The file dataset's root does not exist: had any data been read, the error would name the root.
 """
 
@@ -127,7 +126,7 @@ def test_each_impossible_setting_is_one_line_naming_its_key(voc_missing_root, tm
     ]
     full_error = ["model.heads=3", f"hydra.run.dir={tmp_path / 'full'}"]
     *results, traceback = run_cli_batch(
-        [*calls, ("cfnet.train", full_error, {"HYDRA_FULL_ERROR": "1"})], tmp_path
+        [*calls, ("cfnet.train", full_error, {"HYDRA_FULL_ERROR": "1"})]
     )
     for call, result, line in zip(calls, results, expected, strict=True):
         where = f"{' '.join(call[1])}:\n{result.stderr}"

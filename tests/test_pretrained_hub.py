@@ -134,5 +134,5 @@ def test_pretrained_values_resolve_to_timm_tags_or_files(tmp_path):
 
 def test_config_validation_names_a_tag_timm_does_not_know():
     cfg = compose_config("train", ["model.backbone=resnet18d", "model.pretrained=resnet18d.nope"])
-    with pytest.raises(ValueError, match=r"^model\.pretrained: pretrained='resnet18d\.nope'"):
+    with pytest.raises(ValueError, match=r"^model\.pretrained='resnet18d\.nope' is neither"):
         check_train_config(cfg)

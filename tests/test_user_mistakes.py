@@ -93,9 +93,7 @@ def test_each_mistake_is_one_line_with_what_to_type_and_leaves_no_run_dir(tmp_pa
         (module, [*args, f"hydra.run.dir={runs / str(i)}", f"hydra.sweep.dir={runs / str(i)}"])
         for i, (module, args, _) in enumerate(MISTAKES)
     ]
-    for call, result, (_, _, line) in zip(
-        calls, run_cli_batch(calls, tmp_path), MISTAKES, strict=True
-    ):
+    for call, result, (_, _, line) in zip(calls, run_cli_batch(calls), MISTAKES, strict=True):
         where = f"python -m {call[0]} {' '.join(call[1])}:\n{result.stdout}\n{result.stderr}"
         assert result.returncode == 2, where
         assert result.stderr.splitlines() == [line], where
@@ -115,7 +113,7 @@ def test_refused_runs_leave_no_run_dir(tmp_path):
     ]
     user = tmp_path / "user"
     user.mkdir()
-    results = run_cli_batch(calls, tmp_path, cwd=user)
+    results = run_cli_batch(calls, cwd=user)
     for call, result in zip(calls, results, strict=True):
         where = f"python -m {call[0]} {' '.join(call[1])}:\n{result.stderr}"
         assert result.returncode == 2 and result.stderr.splitlines()[-1].startswith("error: ")
