@@ -110,7 +110,7 @@ def test_every_preset_has_the_batch_size_setting():
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, True])
 def test_a_bad_batch_size_is_named(bad):
-    with pytest.raises(ValueError, match=r"inference\.batch_size must be a positive integer"):
+    with pytest.raises(ValueError, match=r"inference\.batch_size=.*: must be a positive integer"):
         SegmentationInference(
             mode="slide", scales=[1.0], flip=False, base_size=64, crop_size=32, stride_rate=0.5,
             batch_size=bad,
