@@ -19,7 +19,18 @@ from cfnet.data.synthetic import render_scene
 from cfnet.inference import SegmentationInference
 from cfnet.lit import SegmentationModule
 from cfnet.models.acf import mixture_of_softmaxes_attention
-from helpers import TINY_RUN, SimulatedKill, make_checkpoint, read_json, run_cli, train_in_process
+from helpers import (
+    TINY_BATCHES,
+    TINY_CFNET,
+    TINY_DATA,
+    TINY_RUN,
+    TINY_SCHEDULE,
+    SimulatedKill,
+    make_checkpoint,
+    read_json,
+    run_cli,
+    train_in_process,
+)
 
 pytestmark = [
     pytest.mark.gpu,
@@ -29,9 +40,8 @@ pytestmark = [
 ]
 
 TESTS = Path(__file__).resolve().parent
-# The tiny run at the GPU preset's own precision (TINY_RUN forces fp32 for the CPU).
-TINY_GPU = [a for a in TINY_RUN if not a.startswith("trainer.precision=")]
-TINY_DATA = TINY_RUN[4:8]  # dataset sizes and image size only (evaluate / predict)
+# The tiny run at the GPU preset's own precision (TINY_RUN adds FP32 for the CPU).
+TINY_GPU = [*TINY_CFNET, *TINY_DATA, *TINY_BATCHES, *TINY_SCHEDULE]
 
 
 def run_line(stdout: str) -> str:

@@ -14,7 +14,15 @@ from PIL import Image
 
 from cfnet.data.synthetic import CLASS_NAMES, render_scene
 from conftest import CONF_DIR
-from helpers import TINY_RUN, SimulatedKill, read_json, run_cli, train_in_process
+from helpers import (
+    TINY_DATA,
+    TINY_NET,
+    TINY_RUN,
+    SimulatedKill,
+    read_json,
+    run_cli,
+    train_in_process,
+)
 
 USER_COMMAND = ["dataset=pascal_voc", "model.k=2", "model.heads=4"]
 
@@ -76,7 +84,7 @@ def test_evaluate_reproduces_the_checkpoints_validation_score(trained_run, tmp_p
     run_cli(
         "cfnet.evaluate",
         f"ckpt_path={best}",
-        *TINY_RUN[4:8],
+        *TINY_DATA,
         "split=val",
         f"hydra.run.dir={tmp_path}",
     )
@@ -90,7 +98,7 @@ def test_evaluate_protocols_single_scale_slide_equals_whole_and_ms_flip_runs(tra
     so it must reproduce the whole-image numbers exactly; ms_flip records its protocol."""
     best = next((trained_run / "checkpoints").glob("best-epoch*.ckpt"))
     whole_dir, slide_dir, ms_dir = tmp_path / "whole", tmp_path / "slide", tmp_path / "ms"
-    common = [f"ckpt_path={best}", *TINY_RUN[4:8], "split=val"]
+    common = [f"ckpt_path={best}", *TINY_DATA, "split=val"]
     run_cli("cfnet.evaluate", *common, f"hydra.run.dir={whole_dir}")
     run_cli("cfnet.evaluate", *common, "inference=slide", f"hydra.run.dir={slide_dir}")
     whole, slide = (read_json(d / "metrics" / "val.json") for d in (whole_dir, slide_dir))
@@ -111,7 +119,7 @@ def test_evaluate_protocols_single_scale_slide_equals_whole_and_ms_flip_runs(tra
 def test_ddp_cpu_two_processes_give_the_same_metrics(trained_run, tmp_path):
     """5 val images over 2 processes (3 + 2, none repeated) = the single-process numbers."""
     ckpt = trained_run / "checkpoints" / "last.ckpt"
-    data = [*TINY_RUN[4:8]]
+    data = TINY_DATA
     run_cli("cfnet.evaluate", f"ckpt_path={ckpt}", *data, f"hydra.run.dir={tmp_path / 'one'}")
     run_cli(
         "cfnet.evaluate",
@@ -314,7 +322,7 @@ def test_experiments_compose_every_job(experiment, jobs):
             combos = [[*c, o] for c in combos for o in axis]
         assert len(combos) == jobs
         for combo in combos:
-            job = compose("train", overrides=[f"experiment={experiment}", *combo, *TINY_RUN[:3]])
+            job = compose("train", overrides=[f"experiment={experiment}", *combo, *TINY_NET])
             model = instantiate(job.model)
             assert job.experiment_name == experiment
             if experiment == "table2_components":
