@@ -83,17 +83,18 @@ def test_training_run_writes_checkpoints_metrics_and_logs(trained_run):
 
 
 def whole_image(model, image, pad_value):
-    """Class probabilities of one plain forward pass (what validation and inference=whole do)."""
+    """Class probabilities of B×3×H×W images from one plain forward pass (what validation and
+    inference=whole do)."""
     return model(image).softmax(1)
 
 
 def ms_flip_64(model, image, pad_value):
-    """The paper's multi-scale + flip protocol as documented (conf/inference/ms_flip.yaml), by
-    hand for base = crop = 64: for each scale s the long side becomes ceil(64·s) (bilinear,
-    align_corners=False); the image and its mirror image are each padded with normalised black
-    to whole 64² windows at stride 42 (int(2/3 · 64)) from 0 on, until a window reaches the far
-    edge; overlapping windows average their logits; softmax, mirrored back, resized to the
-    original size; the 2 × 6 passes are averaged."""
+    """Class probabilities of B×3×64×64 images under the paper's multi-scale + flip protocol as
+    documented (conf/inference/ms_flip.yaml), by hand for base = crop = 64: for each scale s the
+    long side becomes ceil(64·s) (bilinear, align_corners=False); the image and its mirror image
+    are each padded with normalised black to whole 64² windows at stride 42 (int(2/3 · 64)) from
+    0 on, until a window reaches the far edge; overlapping windows average their logits;
+    softmax, mirrored back, resized to the original size; the 2 × 6 passes are averaged."""
     size = image.shape[-1]
     total = 0
     for s in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75):
@@ -104,14 +105,14 @@ def ms_flip_64(model, image, pad_value):
             starts.append(starts[-1] + 42)
         reach = starts[-1] + 64
         for view, mirrored in ((scaled, False), (scaled.flip(-1), True)):
-            padded = pad_value[None, :, None, None].repeat(1, 1, reach, reach)
+            padded = pad_value[None, :, None, None].repeat(len(image), 1, reach, reach)
             padded[..., :side, :side] = view
             windows = [(y, x) for y in starts for x in starts]
             out = model(torch.cat([padded[..., y : y + 64, x : x + 64] for y, x in windows]))
-            logits = out.new_zeros(1, out.shape[1], reach, reach)
+            logits = out.new_zeros(len(image), out.shape[1], reach, reach)
             count = out.new_zeros(reach, reach)
-            for (y, x), window in zip(windows, out, strict=True):
-                logits[0, :, y : y + 64, x : x + 64] += window
+            for (y, x), window in zip(windows, out.split(len(image)), strict=True):
+                logits[..., y : y + 64, x : x + 64] += window
                 count[y : y + 64, x : x + 64] += 1
             probs = (logits / count)[..., :side, :side].softmax(1)
             probs = probs.flip(-1) if mirrored else probs
