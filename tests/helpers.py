@@ -18,7 +18,7 @@ import lightning as L
 # them; 16 channels divide by 1, 2, 4).
 TINY_NET = ["model.backbone=resnet10t", "model.channels=16", "model.aux_channels=8"]
 TINY_CFNET = [*TINY_NET, "model.heads=2"]
-# 64² synthetic images, 8 / 5 / 4 of them per split; one scale, no crop (evaluate / predict too).
+# 8 / 5 / 4 synthetic images of 64², already at base and crop size (evaluate / predict use it).
 TINY_DATA = [
     "dataset.sizes={train:8,val:5,test:4}",
     "dataset.image_size=64",
@@ -157,10 +157,10 @@ def synthetic_split(split: str, count: int, size: int, mean, std):
 def reference_probs(ckpt_path: Path, count: int, size: int, probs_of, tie: float = 1e-3):
     """(C×H×W float64 class probabilities, masks, hparams) of the checkpoint's model on the first
     ``count`` synthetic val images of ``size``², ``probs_of(model, image, pad_value)`` computing
-    them in float64. Those of the first image in float32 must lie within ``tie / 10`` of them: a
-    float32 run then picks the same class wherever the two best float64 probabilities are
-    ``tie`` apart (the slack of ``reference_scores``), whatever the order of its float32 sums.
-    (One image: float64 convolutions are slow on the CPU, and rounding does not depend on it.)"""
+    them in float64. Those of the first image in float32 must lie within ``tie / 10`` of them
+    (``reference_scores`` allows a run ``tie / 2``: 5× room for the order of another float32
+    run's sums), so a float32 run picks the same class wherever the two best float64
+    probabilities are ``tie`` apart. (One image: float64 convolutions are slow on the CPU.)"""
     import numpy as np
     import torch
 
