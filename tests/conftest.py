@@ -11,6 +11,9 @@ from omegaconf import DictConfig
 
 import cfnet.cli  # noqa: F401  (registers the config resolvers, as every entry point does)
 
+# helpers' assertions (assert_scores_match) report the values compared, as a test's do.
+pytest.register_assert_rewrite("helpers")
+
 # The notebooks (collected with the tests: pyproject's testpaths) train at the smoke budget under
 # pytest unless told otherwise (`make figures` sets full): seconds each, every cell executed. The
 # kernels nbmake starts inherit this environment. Their claims are asserted at full budget by the

@@ -19,7 +19,19 @@ from cfnet.data.synthetic import render_scene
 from cfnet.inference import SegmentationInference
 from cfnet.lit import SegmentationModule
 from cfnet.models.acf import mixture_of_softmaxes_attention
-from helpers import TINY_RUN, SimulatedKill, make_checkpoint, read_json, run_cli, train_in_process
+from helpers import (
+    FP32,
+    TINY_BATCHES,
+    TINY_CFNET,
+    TINY_DATA,
+    TINY_RUN,
+    TINY_SCHEDULE,
+    SimulatedKill,
+    make_checkpoint,
+    read_json,
+    run_cli,
+    train_in_process,
+)
 
 pytestmark = [
     pytest.mark.gpu,
@@ -29,9 +41,8 @@ pytestmark = [
 ]
 
 TESTS = Path(__file__).resolve().parent
-# The tiny run at the GPU preset's own precision (TINY_RUN forces fp32 for the CPU).
-TINY_GPU = [a for a in TINY_RUN if not a.startswith("trainer.precision=")]
-TINY_DATA = TINY_RUN[4:8]  # dataset sizes and image size only (evaluate / predict)
+# The tiny run at the GPU preset's own precision (TINY_RUN adds FP32 for the CPU).
+TINY_GPU = [*TINY_CFNET, *TINY_DATA, *TINY_BATCHES, *TINY_SCHEDULE]
 
 
 def run_line(stdout: str) -> str:
@@ -140,9 +151,9 @@ def test_batched_ms_flip_on_cuda_equals_the_cpu(tmp_path):
 def test_evaluate_on_the_gpu_through_the_cli(tmp_path):
     ckpt = make_checkpoint(tmp_path, "synthetic")
     common = [f"ckpt_path={ckpt}", *TINY_DATA, "split=val", "inference=ms_flip"]
-    run_cli("cfnet.evaluate", *common, "trainer=cpu", f"hydra.run.dir={tmp_path / 'cpu'}")
+    run_cli("cfnet.evaluate", *common, "trainer=cpu", *FP32, f"hydra.run.dir={tmp_path / 'cpu'}")
     result = run_cli(
-        "cfnet.evaluate", *common, "trainer=gpu", "trainer.precision=32-true",
+        "cfnet.evaluate", *common, "trainer=gpu", *FP32,
         f"hydra.run.dir={tmp_path / 'gpu'}",
     )  # fmt: skip
     assert run_line(result.stdout).startswith("cfnet: evaluating on gpu (")
@@ -189,7 +200,7 @@ def test_interrupted_and_resumed_gpu_run_equals_the_uninterrupted_run(tmp_path):
     start of epoch 1 equals the straight run's) and ends with the straight run's weights, up to
     the GPU's non-deterministic reductions."""
     base = [
-        *TINY_GPU, "trainer=gpu", "trainer.precision=32-true", "trainer.max_epochs=3",
+        *TINY_GPU, "trainer=gpu", *FP32, "trainer.max_epochs=3",
         "dataset.flip=false", "test=false", "+callbacks.probe._target_=test_gpu.CudaRNGProbe",
     ]  # fmt: skip
     train_in_process([*base, "+callbacks.probe.run=straight"], tmp_path / "straight")

@@ -17,7 +17,7 @@ from cfnet.hardware import compile_training, loader_workers, planned_images
 from cfnet.resolvers import cpu_precision
 from cfnet.validate import check_dataset
 from conftest import compose_config
-from helpers import TINY_RUN, train_in_process
+from helpers import TINY_NET, TINY_RUN, train_in_process
 
 PRESETS = ("auto", "cpu", "gpu", "ddp", "ddp_cpu")
 
@@ -119,7 +119,7 @@ def test_compiled_module_keeps_plain_parameter_names_in_its_checkpoint():
     """``module.compile`` compiles in place: the state dict, hence every checkpoint, has the
     eager names. (``torch.compile(net)`` would wrap it and prefix each name with ``_orig_mod.``:
     the contrast shows the check can fail.)"""
-    cfg = compose_config("train", TINY_RUN[:3])
+    cfg = compose_config("train", TINY_NET)
     eager = instantiate(cfg.module, compile=False)
     compiled = instantiate(cfg.module, compile=True)
     compiled.configure_model()
@@ -131,7 +131,7 @@ def test_compiled_module_keeps_plain_parameter_names_in_its_checkpoint():
 
 
 def test_a_bad_compile_setting_is_named():
-    cfg = compose_config("train", TINY_RUN[:3])
+    cfg = compose_config("train", TINY_NET)
     with pytest.raises(InstantiationException) as err:
         instantiate(cfg.module, compile="sometimes")
     assert str(err.value.__cause__) == "module.compile='sometimes': allowed: true, false, auto"

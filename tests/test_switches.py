@@ -8,7 +8,7 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import compose_config
-from helpers import TINY_RUN, train_in_process
+from helpers import TINY_NET, TINY_RUN, train_in_process
 
 
 def test_channels_last_off_trains_too(tmp_path):
@@ -20,7 +20,7 @@ def test_channels_last_off_trains_too(tmp_path):
 
 def test_channels_last_head_gives_the_same_logits_in_nhwc():
     """The concatenation with the broadcast GP map is put back in NHWC: same numbers."""
-    cfg = compose_config("train", [*TINY_RUN[:3]])
+    cfg = compose_config("train", TINY_NET)
     net = instantiate(cfg.model).eval()
     x = torch.randn(2, 3, 48, 40)
     with torch.no_grad():
@@ -31,7 +31,7 @@ def test_channels_last_head_gives_the_same_logits_in_nhwc():
 
 
 def test_defaults_and_compile_keeps_parameter_names():
-    cfg = compose_config("train", [*TINY_RUN[:3]])
+    cfg = compose_config("train", TINY_NET)
     assert cfg.module.channels_last is True and cfg.module.compile == "auto"
     module = instantiate(cfg.module, channels_last=True, compile=True)
     names = [name for name, _ in module.net.named_parameters()]

@@ -3,18 +3,33 @@ predict / report), on tiny synthetic runs."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from cfnet.data.synthetic import CLASS_NAMES, render_scene
 from conftest import CONF_DIR
-from helpers import TINY_RUN, SimulatedKill, read_json, run_cli, train_in_process
+from helpers import (
+    FP32,
+    TINY_DATA,
+    TINY_NET,
+    TINY_RUN,
+    SimulatedKill,
+    assert_scores_match,
+    make_checkpoint,
+    read_json,
+    reference_probs,
+    reference_scores,
+    run_cli,
+    train_in_process,
+)
 
 USER_COMMAND = ["dataset=pascal_voc", "model.k=2", "model.heads=4"]
 
@@ -67,7 +82,49 @@ def test_training_run_writes_checkpoints_metrics_and_logs(trained_run):
     assert (trained_run / ".hydra" / "config.yaml").is_file()
 
 
+def whole_image(model, image, pad_value):
+    """Class probabilities of B×3×H×W images from one plain forward pass (what validation and
+    inference=whole do)."""
+    return model(image).softmax(1)
+
+
+def ms_flip_64(model, image, pad_value):
+    """Class probabilities of B×3×64×64 images under the paper's multi-scale + flip protocol as
+    documented (conf/inference/ms_flip.yaml), by hand for base = crop = 64: for each scale s the
+    long side becomes ceil(64·s) (bilinear, align_corners=False); the image and its mirror image
+    are each padded with normalised black to whole 64² windows at stride 42 (int(2/3 · 64)) from
+    0 on, until a window reaches the far edge; overlapping windows average their logits;
+    softmax, mirrored back, resized to the original size; the 2 × 6 passes are averaged."""
+    size = image.shape[-1]
+    total = 0
+    for s in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75):
+        side = math.ceil(64 * s)
+        scaled = F.interpolate(image, (side, side), mode="bilinear", align_corners=False)
+        starts = [0]
+        while starts[-1] + 64 < side:
+            starts.append(starts[-1] + 42)
+        reach = starts[-1] + 64
+        for view, mirrored in ((scaled, False), (scaled.flip(-1), True)):
+            padded = pad_value[None, :, None, None].repeat(len(image), 1, reach, reach)
+            padded[..., :side, :side] = view
+            windows = [(y, x) for y in starts for x in starts]
+            out = model(torch.cat([padded[..., y : y + 64, x : x + 64] for y, x in windows]))
+            logits = out.new_zeros(len(image), out.shape[1], reach, reach)
+            count = out.new_zeros(reach, reach)
+            for (y, x), window in zip(windows, out.split(len(image)), strict=True):
+                logits[..., y : y + 64, x : x + 64] += window
+                count[y : y + 64, x : x + 64] += 1
+            probs = (logits / count)[..., :side, :side].softmax(1)
+            probs = probs.flip(-1) if mirrored else probs
+            total = total + F.interpolate(probs, (size, size), mode="bilinear", align_corners=False)
+    return total / 12
+
+
 def test_evaluate_reproduces_the_checkpoints_validation_score(trained_run, tmp_path):
+    """evaluate's val scores equal the reference (the checkpoint's weights in the plain model,
+    float64, NumPy confusion matrix); and its mIoU the one training recorded for that checkpoint:
+    both runs compute fp32 (FP32) on the same images with the same weights, so the two confusion
+    matrices match and only the float formatting of the recorded score is left (1e-6)."""
     best = next((trained_run / "checkpoints").glob("best-epoch*.ckpt"))
     recorded = torch.load(best, weights_only=True)["callbacks"]
     score = next(
@@ -76,21 +133,39 @@ def test_evaluate_reproduces_the_checkpoints_validation_score(trained_run, tmp_p
     run_cli(
         "cfnet.evaluate",
         f"ckpt_path={best}",
-        *TINY_RUN[4:8],
+        *TINY_DATA,
+        *FP32,
         "split=val",
         f"hydra.run.dir={tmp_path}",
     )
     metrics = read_json(tmp_path / "metrics" / "val.json")
+    probs, masks, hp = reference_probs(best, 5, 64, whole_image)
+    assert_scores_match(metrics, reference_scores(probs, masks, 7), hp["class_names"])
     assert metrics["mIoU"] == pytest.approx(float(score), abs=1e-6)
 
 
+@pytest.fixture
+def varied_checkpoint(tmp_path) -> Path:
+    """A random tiny model whose classes follow the image (helpers.make_checkpoint)."""
+    return make_checkpoint(tmp_path, "synthetic", varied=True)
+
+
 @pytest.mark.slow  # 25-50 s of subprocess runs: `make test-slow` (CI) keeps the 15-min budget
-def test_evaluate_protocols_single_scale_slide_equals_whole_and_ms_flip_runs(trained_run, tmp_path):
+def test_evaluate_protocols_single_scale_slide_equals_whole_and_ms_flip_matches_by_hand(
+    varied_checkpoint, tmp_path
+):
     """64² images with base = crop = 64: the authors' single-scale protocol is one plain pass,
-    so it must reproduce the whole-image numbers exactly; ms_flip records its protocol."""
-    best = next((trained_run / "checkpoints").glob("best-epoch*.ckpt"))
+    so it must reproduce the whole-image numbers exactly; ms_flip's scores equal those of the
+    protocol computed by hand (``ms_flip_64``), and it records its protocol."""
     whole_dir, slide_dir, ms_dir = tmp_path / "whole", tmp_path / "slide", tmp_path / "ms"
-    common = [f"ckpt_path={best}", *TINY_RUN[4:8], "split=val"]
+    # 2 val images: the reference's float64 windows (20 per image and mirror image) are slow
+    common = [
+        f"ckpt_path={varied_checkpoint}",
+        *TINY_DATA,
+        "dataset.sizes.val=2",
+        *FP32,
+        "split=val",
+    ]
     run_cli("cfnet.evaluate", *common, f"hydra.run.dir={whole_dir}")
     run_cli("cfnet.evaluate", *common, "inference=slide", f"hydra.run.dir={slide_dir}")
     whole, slide = (read_json(d / "metrics" / "val.json") for d in (whole_dir, slide_dir))
@@ -102,28 +177,29 @@ def test_evaluate_protocols_single_scale_slide_equals_whole_and_ms_flip_runs(tra
         ms["protocol"].endswith("flip")
         and "scales [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]" in ms["protocol"]
     )
-    assert 0 <= ms["mIoU"] <= 1 and ms["labelled_pixels"] == whole["labelled_pixels"]
+    probs, masks, hp = reference_probs(varied_checkpoint, 2, 64, ms_flip_64)
+    reference = reference_scores(probs, masks, 7)
+    assert_scores_match(ms, reference, hp["class_names"])
+    assert abs(reference["pixAcc"] - whole["pixAcc"]) > 0.05  # the protocol matters here
     assert (ms_dir / "metrics" / "val.md").read_text().splitlines()[0].endswith(", flip")
     assert "flip" in result.stdout
 
 
 @pytest.mark.slow  # 20-40 s of subprocess training: `make test-slow` (CI) keeps the 15-min budget
-def test_ddp_cpu_two_processes_give_the_same_metrics(trained_run, tmp_path):
-    """5 val images over 2 processes (3 + 2, none repeated) = the single-process numbers."""
-    ckpt = trained_run / "checkpoints" / "last.ckpt"
-    data = [*TINY_RUN[4:8]]
-    run_cli("cfnet.evaluate", f"ckpt_path={ckpt}", *data, f"hydra.run.dir={tmp_path / 'one'}")
-    run_cli(
-        "cfnet.evaluate",
-        f"ckpt_path={ckpt}",
-        *data,
-        "trainer=ddp_cpu",
-        f"hydra.run.dir={tmp_path / 'two'}",
-    )
+def test_ddp_cpu_two_processes_give_the_reference_metrics(varied_checkpoint, tmp_path):
+    """5 val images over 2 processes (3 + 2, none repeated) score as on one process, and both
+    equal the reference (plain model, float64, NumPy confusion matrix), not just each other."""
+    common = [f"ckpt_path={varied_checkpoint}", *TINY_DATA, *FP32]
+    run_cli("cfnet.evaluate", *common, f"hydra.run.dir={tmp_path / 'one'}")
+    run_cli("cfnet.evaluate", *common, "trainer=ddp_cpu", f"hydra.run.dir={tmp_path / 'two'}")
     one, two = (read_json(tmp_path / d / "metrics" / "val.json") for d in ("one", "two"))
-    assert one["labelled_pixels"] == two["labelled_pixels"] == 5 * 64 * 64
+    probs, masks, hp = reference_probs(varied_checkpoint, 5, 64, whole_image)
+    reference = reference_scores(probs, masks, 7)
+    assert reference["labelled_pixels"] == 5 * 64 * 64
+    assert_scores_match(one, reference, hp["class_names"])
+    assert_scores_match(two, reference, hp["class_names"])
+    # the same fp32 forward of each image on either side: equal but for summation order
     assert one["class_iou"] == pytest.approx(two["class_iou"], abs=1e-9)
-    assert one["mIoU"] == pytest.approx(two["mIoU"], abs=1e-9)
 
 
 def test_evaluate_refuses_a_dataset_with_other_classes(trained_run, tmp_path):
@@ -314,7 +390,7 @@ def test_experiments_compose_every_job(experiment, jobs):
             combos = [[*c, o] for c in combos for o in axis]
         assert len(combos) == jobs
         for combo in combos:
-            job = compose("train", overrides=[f"experiment={experiment}", *combo, *TINY_RUN[:3]])
+            job = compose("train", overrides=[f"experiment={experiment}", *combo, *TINY_NET])
             model = instantiate(job.model)
             assert job.experiment_name == experiment
             if experiment == "table2_components":
