@@ -44,8 +44,7 @@ from hydra.utils import instantiate
 
 import cfnet.cli  # noqa: F401  (config resolvers)
 from cfnet.data.transforms import normalised_black
-from cfnet.losses import segmentation_loss
-from model_speed import markdown
+from model_speed import markdown, train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("raw", "lightning", "latency", "ms_flip")
@@ -128,16 +127,7 @@ def raw_rows(args: argparse.Namespace, device: torch.device) -> list[dict]:
             images = images.to(memory_format=torch.channels_last)
             masks = torch.randint(0, NUM_CLASSES, (batch, args.size, args.size), device=device)
 
-            def step(net=net, opt=optimizer, images=images, masks=masks):
-                with autocast(device):
-                    out = net.forward_train(images)
-                    loss = segmentation_loss(
-                        out, masks, aux_weight=0.2, se_weight=0.2, ignore_index=255
-                    )["total"]
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-
+            step = train_step(net, optimizer, images, masks, lambda: autocast(device))
             reset_peak(device)
             first = first_call(step, device)
             seconds = timed(step, device, args.warmup, args.reps)

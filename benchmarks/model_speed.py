@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +62,28 @@ def autocast(bf16: bool):
     return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
 
 
+def train_step(
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    precision: Callable[[], AbstractContextManager],
+) -> Callable[[], None]:
+    """One training step as ``SegmentationModule`` takes it: ``forward_train`` under
+    ``precision()`` (autocast or nothing), the paper's loss with the auxiliary and SE terms, an
+    SGD step. Shared by this benchmark and ``gpu_speed.py``."""
+
+    def step() -> None:
+        with precision():
+            out = net.forward_train(images)
+            loss = segmentation_loss(out, masks, aux_weight=0.2, se_weight=0.2, ignore_index=255)
+        optimizer.zero_grad(set_to_none=True)
+        loss["total"].backward()
+        optimizer.step()
+
+    return step
+
+
 TRAIN_VARIANTS = ("fp32", "bf16", "channels_last+bf16")
 
 
@@ -77,18 +99,8 @@ def train_rows(sizes: list[int], batch: int, reps: int) -> list[dict]:
                 images = torch.randn(batch, 3, size, size).to(memory_format=fmt)
                 masks = torch.randint(0, NUM_CLASSES, (batch, size, size))
 
-                def step(
-                    net=net, opt=optimizer, images=images, masks=masks, bf16="bf16" in variant
-                ):
-                    with autocast(bf16):
-                        out = net.forward_train(images)
-                        loss = segmentation_loss(
-                            out, masks, aux_weight=0.2, se_weight=0.2, ignore_index=255
-                        )["total"]
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-
+                bf16 = "bf16" in variant
+                step = train_step(net, optimizer, images, masks, lambda bf16=bf16: autocast(bf16))
                 seconds = timed(step, reps)
                 rows.append(
                     {"model": name, "size": size, "variant": variant, "batch": batch,

@@ -9,7 +9,8 @@ its own process: nothing of one run (Hydra's global state, logging handlers, sig
 torch's thread pool) reaches the next.
 
 The server never runs a torch operation before it forks, so no OpenMP thread pool exists to be
-inherited. What is decided when a module is *imported* cannot follow a call's environment, so a
+inherited, and what its imports made (temporary dirs) stays the server's: a call's exit does not
+clean it up. What is decided when a module is *imported* cannot follow a call's environment, so a
 call whose environment sets such a variable (``IMPORT_TIME_ENV``) runs as a plain subprocess.
 """
 
@@ -39,9 +40,12 @@ PRELOADED = (
 )
 
 _SERVER = r"""
-import atexit, importlib, json, os, runpy, sys, traceback
+import atexit, importlib, inspect, json, os, runpy, sys, traceback, weakref
+register, at_exit = atexit.register, []
+atexit.register = lambda func, *a, **k: at_exit.append((func, a, k)) or register(func, *a, **k)
 for name in json.loads(sys.argv[1]):
     importlib.import_module(name)
+atexit.register = register
 requests, replies = sys.stdin, os.fdopen(os.dup(1), "w")
 os.dup2(2, 1)  # nothing but replies on the reply pipe
 for line in requests:
@@ -49,6 +53,15 @@ for line in requests:
     pid = os.fork()
     if pid == 0:  # the call: a process of its own, as `python -m <module> <args>`
         code = 1
+        # What the server made as it imported (wandb's media temp dir, ...) is the server's to
+        # clean up at its exit, not every call's: a fresh interpreter would make its own. The
+        # imports' exit handlers are kept but those bound to such an object.
+        for finalizer in list(weakref.finalize._registry):
+            finalizer.atexit = False
+        atexit._clear()
+        for func, a, k in at_exit:
+            if not (inspect.ismethod(func) and not isinstance(func.__self__, type)):
+                atexit.register(func, *a, **k)
         try:
             out = os.open(call["stdout"], os.O_WRONLY)
             err = os.open(call["stderr"], os.O_WRONLY)

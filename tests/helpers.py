@@ -252,6 +252,25 @@ def assert_scores_match(written: dict, reference: dict, class_names: list[str]) 
             assert written["class_iou"][name] == pytest.approx(iou, abs=slack + 1e-9), name
 
 
+def assert_resumed_equals_straight(
+    straight_dir: Path, resumed_dir: Path, steps: int, rtol: float, atol: float
+) -> tuple[dict, dict]:
+    """The ``last.ckpt`` of a resumed run against the uninterrupted run's: the same step count
+    and the same weights (tolerance: the caller's, by device). Returns both checkpoints."""
+    import torch
+
+    straight, resumed = (
+        torch.load(Path(d) / "checkpoints" / "last.ckpt", weights_only=True)
+        for d in (straight_dir, resumed_dir)
+    )
+    assert resumed["global_step"] == straight["global_step"] == steps
+    for name, tensor in straight["state_dict"].items():
+        torch.testing.assert_close(
+            resumed["state_dict"][name], tensor, rtol=rtol, atol=atol, msg=name
+        )
+    return straight, resumed
+
+
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 

@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from fixtures_raw import make_voc_tree, tree_snapshot
 from helpers import TINY_FILE_RUN, read_json, run_cli
 
 
-@pytest.mark.slow  # 20-40 s of subprocess training: `make test-slow` (CI) keeps the 15-min budget
 def test_pascal_voc_stats_train_evaluate_export(tmp_path):
     root = tmp_path / "data"
     masks = make_voc_tree(root, train=("2007_000032", "2007_000039", "2007_000042"))

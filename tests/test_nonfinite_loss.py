@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from conftest import ROOT
 from helpers import TINY_RUN, run_cli
 
@@ -23,7 +21,6 @@ DIVERGING = [
 ]
 
 
-@pytest.mark.slow  # 25-50 s of subprocess runs: `make test-slow` (CI) keeps the 15-min budget
 def test_a_nan_loss_stops_with_its_step_and_keeps_the_checkpoints(tmp_path):
     # A 3-epoch run killed as epoch 1 starts (once: the resumed run keeps the callback)...
     kill = [

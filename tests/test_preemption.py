@@ -104,20 +104,27 @@ def assert_same_training_state(resumed: dict, straight: dict) -> None:
         )
 
 
-@pytest.mark.slow  # 20-40 s of subprocess training: `make test-slow` (CI) keeps the 15-min budget
-def test_sigterm_mid_epoch_saves_a_checkpoint_that_resumes_exactly(straight, tmp_path):
-    killed = tmp_path / "killed"
-    marker = tmp_path / "at-step-4"
-    job = start(killed, f"+callbacks.wait.marker={marker}", "+callbacks.wait.step=4")
-    wait_for(marker, job)  # epoch 1, after its first of three batches
-    job.send_signal(signal.SIGTERM)
+def stop_at_step_4(run_dir: Path, sig: signal.Signals, exit_status: int) -> tuple[str, Path]:
+    """Start a run, send it ``sig`` once it has taken step 4 (epoch 1, after the first of its
+    three batches), and check that it stopped with ``exit_status`` after saving a resumable
+    checkpoint of that point mid-epoch. Returns its stderr and the checkpoint's path."""
+    marker = run_dir.parent / f"{run_dir.name}-at-step-4"
+    job = start(run_dir, f"+callbacks.wait.marker={marker}", "+callbacks.wait.step=4")
+    wait_for(marker, job)
+    job.send_signal(sig)
     stderr = finish(job)
-    assert job.returncode == 143, stderr[-3000:]
-    saved = killed / "hpc_ckpt_1.ckpt"
-    assert f"SIGTERM: saved a resumable checkpoint at step 4: {saved}" in stderr
+    assert job.returncode == exit_status, stderr[-3000:]
+    saved = run_dir / "hpc_ckpt_1.ckpt"
     checkpoint = torch.load(saved, weights_only=True)
     assert checkpoint["global_step"] == 4
     assert checkpoint["SyntheticDataModule"] == {"epoch": 1, "batches": 1}
+    return stderr, saved
+
+
+@pytest.mark.slow  # 20-40 s of subprocess training: `make test-slow` (CI) keeps the 15-min budget
+def test_sigterm_mid_epoch_saves_a_checkpoint_that_resumes_exactly(straight, tmp_path):
+    stderr, saved = stop_at_step_4(tmp_path / "killed", signal.SIGTERM, 143)
+    assert f"SIGTERM: saved a resumable checkpoint at step 4: {saved}" in stderr
 
     resumed = tmp_path / "resumed"
     # (the run's config, kept in the checkpoint, has the test's WaitForSignal: it needs helpers)
@@ -137,20 +144,12 @@ def best_model_score(checkpoint: dict) -> float:
 def test_ctrl_c_mid_epoch_saves_a_checkpoint_that_resumes_exactly_from_it_alone(straight, tmp_path):
     """The first SIGINT (Ctrl-C) stops at the step, as SIGTERM does, and prints the one command
     to resume; that command, with nothing else, ends with the uninterrupted run's state."""
-    run_dir, marker = tmp_path / "run", tmp_path / "at-step-4"
-    job = start(run_dir, f"+callbacks.wait.marker={marker}", "+callbacks.wait.step=4")
-    wait_for(marker, job)  # epoch 1, after its first of three batches
-    job.send_signal(signal.SIGINT)
-    stderr = finish(job)
-    assert job.returncode == 130, stderr[-3000:]
-    saved = run_dir / "hpc_ckpt_1.ckpt"
+    run_dir = tmp_path / "run"
+    stderr, saved = stop_at_step_4(run_dir, signal.SIGINT, 130)
     assert "Ctrl-C: stopping after this training step to save a resumable checkpoint" in stderr
     command = f"python -m cfnet.train ckpt_path={saved}"
     assert f"Ctrl-C: saved a resumable checkpoint at step 4: {saved} (resume: {command})" in stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
-    checkpoint = torch.load(saved, weights_only=True)
-    assert checkpoint["global_step"] == 4
-    assert checkpoint["SyntheticDataModule"] == {"epoch": 1, "batches": 1}
 
     resumed = run_cli("cfnet.train", f"ckpt_path={saved}", env=TESTS_ON_PATH)
     assert f"in {run_dir}" in resumed.stdout  # the same run dir, no new one

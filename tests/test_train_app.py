@@ -22,6 +22,7 @@ from helpers import (
     TINY_NET,
     TINY_RUN,
     SimulatedKill,
+    assert_resumed_equals_straight,
     assert_scores_match,
     make_checkpoint,
     read_json,
@@ -150,7 +151,6 @@ def varied_checkpoint(tmp_path) -> Path:
     return make_checkpoint(tmp_path, "synthetic", varied=True)
 
 
-@pytest.mark.slow  # 25-50 s of subprocess runs: `make test-slow` (CI) keeps the 15-min budget
 def test_evaluate_protocols_single_scale_slide_equals_whole_and_ms_flip_matches_by_hand(
     varied_checkpoint, tmp_path
 ):
@@ -297,15 +297,9 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(tmp_path):
         [*base, f"ckpt_path={tmp_path / 'killed' / 'checkpoints' / 'last.ckpt'}"],
         tmp_path / "resumed",
     )
-    straight, resumed = (
-        torch.load(tmp_path / d / "checkpoints" / "last.ckpt", weights_only=True)
-        for d in ("straight", "resumed")
+    straight, resumed = assert_resumed_equals_straight(
+        tmp_path / "straight", tmp_path / "resumed", steps=6, rtol=1e-5, atol=1e-6
     )
-    assert resumed["global_step"] == straight["global_step"] == 6
-    for name, tensor in straight["state_dict"].items():
-        torch.testing.assert_close(
-            resumed["state_dict"][name], tensor, rtol=1e-5, atol=1e-6, msg=name
-        )
     assert resumed["lr_schedulers"][0]["_last_lr"] == pytest.approx(
         straight["lr_schedulers"][0]["_last_lr"]
     )
@@ -315,7 +309,6 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(tmp_path):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.slow  # 25-50 s of subprocess runs: `make test-slow` (CI) keeps the 15-min budget
 def test_predict_writes_masks_and_overlays_without_touching_the_input(trained_run, tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -362,7 +355,6 @@ def test_predict_writes_masks_and_overlays_without_touching_the_input(trained_ru
     assert not (inputs / "pred").exists()
 
 
-@pytest.mark.slow  # 25-50 s of subprocess runs: `make test-slow` (CI) keeps the 15-min budget
 def test_two_job_multirun_and_report(tmp_path):
     sweep = tmp_path / "sweep"
     run_cli("cfnet.train", "--multirun", *TINY_RUN, "model.k=1,2", f"hydra.sweep.dir={sweep}")
@@ -413,7 +405,6 @@ def test_experiments_compose_every_job(experiment, jobs):
                     )
 
 
-@pytest.mark.slow  # 25-50 s of subprocess runs: `make test-slow` (CI) keeps the 15-min budget
 def test_wandb_offline_leaves_a_run_in_the_run_dir(tmp_path):
     run_cli(
         "cfnet.train",

@@ -20,7 +20,6 @@ def _recorded(run_file, **fields: str) -> bool:
     return pb.RunRecord(**fields).SerializeToString() in run_file.read_bytes()
 
 
-@pytest.mark.slow  # 20-40 s of subprocess training: `make test-slow` (CI) keeps the 15-min budget
 def test_sweep_is_one_wandb_group_with_pictures_and_a_summary_table(tmp_path):
     sweep = tmp_path / "sweep"
     run_cli(
