@@ -69,6 +69,11 @@ TRAIN_CASES = [  # (overrides, the one line on stderr, or its start)
         "processes (trainer.devices × trainer.num_nodes = 2); allowed: 2, 4, 6, 8, ...",
     ),
     (["trainer.devices=0"], "error: trainer.devices=0: allowed: a count 1, 2, ..., -1 (all), "),
+    (
+        ["trainer.max_epochs=-1"],
+        "error: trainer.max_epochs=-1: with trainer.max_steps=-1 the run has no end, and the "
+        "learning rate (optim.scheduler: poly) decays over the whole run; allowed: ",
+    ),
     (["trainer.precision=17"], "error: trainer: Precision 17 is invalid. Allowed precision "),
     (
         ["dataset.loader_timeout=-1"],

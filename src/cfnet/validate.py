@@ -25,6 +25,8 @@ What no single constructor can see is checked here:
 * ``trainer.devices`` a positive count, -1 (all), ``auto`` or a device list;
   ``trainer.num_nodes`` positive (Lightning's own errors for these are tracebacks).
   ``trainer.precision`` is left to Lightning, whose one-line error lists the allowed values.
+* ``trainer.max_epochs=-1`` (Lightning: no end) with no ``trainer.max_steps``: the poly
+  learning-rate schedule (``optim.scheduler``) needs the run's length.
 * ``cfnet.predict``'s own options (``export``, ``overlay_alpha``, ``overwrite``,
   ``on_bad_input``), which no constructor takes.
 """
@@ -124,12 +126,24 @@ def check_batch(dataset: DictConfig, trainer: DictConfig, model: DictConfig) -> 
         )
 
 
+def check_schedule(trainer: DictConfig) -> None:
+    """The learning-rate schedule (``optim.scheduler``, the paper's poly decay over every step)
+    needs the run's length: Lightning's ``max_epochs=-1`` with no ``max_steps`` has none."""
+    if trainer.get("max_epochs") == -1 and trainer.get("max_steps", -1) == -1:
+        raise ValueError(
+            "trainer.max_epochs=-1: with trainer.max_steps=-1 the run has no end, and the "
+            "learning rate (optim.scheduler: poly) decays over the whole run; allowed: "
+            "trainer.max_epochs=1, 2, ... or trainer.max_steps=1, 2, ..."
+        )
+
+
 def check_train_config(cfg: DictConfig) -> None:
     """Everything ``cfnet.train`` is about to build, checked from the config alone."""
     check_model(cfg.model)
     check_dataset(cfg.dataset, training=True)
     check_trainer(cfg.trainer)
     check_batch(cfg.dataset, cfg.trainer, cfg.model)
+    check_schedule(cfg.trainer)
 
 
 def check_eval_config(cfg: DictConfig) -> None:
