@@ -71,13 +71,20 @@ def _worker_message(message: str) -> str:
     return last.split(": ", 1)[1] if ": " in last else last
 
 
+def constructor_error(err: InstantiationException) -> BaseException | None:
+    """What the constructor itself raised, under Hydra's wrapper (one per object that built
+    another)."""
+    cause = err.__cause__
+    while isinstance(cause, InstantiationException):
+        cause = cause.__cause__
+    return cause
+
+
 def _message(err: BaseException) -> str | None:
     if isinstance(err, MissingMandatoryValue):  # (check_command_line reports these first)
         return f"{err.full_key} is required and has no value; pass {err.full_key}=<value>"
     if isinstance(err, InstantiationException):
-        cause = err.__cause__
-        while isinstance(cause, InstantiationException):  # an object built by another one
-            cause = cause.__cause__
+        cause = constructor_error(err)
         if not isinstance(cause, USER_ERRORS):
             return None
         key = next((ln[10:] for ln in str(err).splitlines() if ln.startswith("full_key: ")), "")

@@ -44,6 +44,7 @@ from omegaconf import DictConfig
 
 from cfnet.checkpoints import read_weights
 from cfnet.checks import allowed, is_int, is_number, keyed, one_of, positive_int
+from cfnet.cli import constructor_error
 from cfnet.data.datamodule import per_process_batch
 from cfnet.models.backbone import check_hub_cache, resolve_pretrained
 
@@ -55,7 +56,7 @@ def config_group(group: str) -> Iterator[None]:
     try:
         yield
     except InstantiationException as err:
-        cause = err.__cause__
+        cause = constructor_error(err)
         if not isinstance(cause, ValueError | FileNotFoundError):
             raise
         raise type(cause)(keyed(group, str(cause))) from cause
