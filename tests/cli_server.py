@@ -108,7 +108,7 @@ class CliServer:
         had it when it imported the libraries."""
         keys = {k for k in (*env, *self.env) if k.startswith(IMPORT_TIME_ENV)}
         keys |= {"PYTHONWARNINGS"}
-        return self.process.poll() is None and all(env.get(k) == self.env.get(k) for k in keys)
+        return all(env.get(k) == self.env.get(k) for k in keys)
 
     def _reply(self, timeout: float) -> dict:
         ready, _, _ = select.select([self.process.stdout], [], [], timeout)
