@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from cfnet.losses import segmentation_loss
+from cfnet.lit.losses import segmentation_loss
 from model_speed import build, markdown, save_results, timed
 
 

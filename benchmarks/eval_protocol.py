@@ -1,4 +1,4 @@
-"""Cost of the evaluation protocols (cfnet.inference): forward passes and seconds per image.
+"""Cost of the evaluation protocols (cfnet.evaluation.inference): forward passes, seconds an image.
 
 1. Counted, no model needed: how many crop-sized forward passes ``whole`` / ``slide`` / ``ms_flip``
    run for typical images of each dataset (VOC 500×375, ADE20K 683×512, Cityscapes 2048×1024),
@@ -25,8 +25,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-import cfnet.cli  # noqa: F401  (config resolvers)
-from cfnet.inference import SegmentationInference, window_starts
+import cfnet.cli.config  # noqa: F401  (config resolvers)
+from cfnet.evaluation.inference import SegmentationInference, window_starts
 from model_speed import markdown, save_results
 
 ROOT = Path(__file__).resolve().parents[1]

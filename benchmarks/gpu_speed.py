@@ -42,7 +42,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-import cfnet.cli  # noqa: F401  (config resolvers)
+import cfnet.cli.config  # noqa: F401  (config resolvers)
 from cfnet.data.transforms import normalised_black
 from model_speed import markdown, train_step
 

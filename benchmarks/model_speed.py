@@ -33,8 +33,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from PIL import Image
 
-import cfnet.cli  # noqa: F401  (config resolvers)
-from cfnet.losses import segmentation_loss
+import cfnet.cli.config  # noqa: F401  (config resolvers)
+from cfnet.lit.losses import segmentation_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

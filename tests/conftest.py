@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-import cfnet.cli  # noqa: F401  (registers the config resolvers, as every entry point does)
+import cfnet.cli.config  # noqa: F401  (registers the config resolvers, as every entry point does)
 
 # helpers' assertions (assert_scores_match) report the values compared, as a test's do.
 pytest.register_assert_rewrite("helpers")

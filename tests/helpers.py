@@ -132,7 +132,7 @@ def make_checkpoint(tmp_path: Path, dataset: str, varied: bool = False) -> Path:
 
 
 # ---- independent reference scores ----------------------------------------------------------
-# What a checkpoint scores on the synthetic split, computed without cfnet.metrics, cfnet.inference,
+# What a checkpoint scores on the synthetic split, computed without cfnet.evaluation,
 # the data pipeline or Lightning: the checkpoint's weights in the plain model (cfnet.models, built
 # from the checkpoint's own model config), images rendered and normalised by hand, float64, and
 # a NumPy confusion matrix. Tests compare what ``cfnet.evaluate`` writes with it.

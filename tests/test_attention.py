@@ -7,7 +7,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from cfnet.attention import attention_by_class, class_fractions, measure, query_cells
+from cfnet.analysis.attention import attention_by_class, class_fractions, measure, query_cells
 from cfnet.models.acf import CooccurrenceMaps
 from conftest import TINY_MODEL, compose_model
 

@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cfnet.checkpoints import PARTIAL_PREFIX, AtomicCheckpointIO, read_checkpoint
+from cfnet.lit.checkpoint_io import PARTIAL_PREFIX, AtomicCheckpointIO
+from cfnet.utils.checkpoint_files import read_checkpoint
 from conftest import compose_config
 from helpers import make_checkpoint, run_cli_batch
 
@@ -43,7 +44,7 @@ def watch():
 checkpoint = {"step": 2, "state_dict": {"w": torch.ones(64 * 2**20)}}
 threading.Thread(target=watch, daemon=True).start()
 if writer == "cfnet":
-    from cfnet.checkpoints import AtomicCheckpointIO
+    from cfnet.lit.checkpoint_io import AtomicCheckpointIO
     AtomicCheckpointIO().save_checkpoint(checkpoint, target)
 else:  # the harness's control: torch.save straight onto the file
     torch.save(checkpoint, target)

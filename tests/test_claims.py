@@ -21,7 +21,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from cfnet.attention import measure
+from cfnet.analysis.attention import measure
 from cfnet.data.synthetic import BOAT, CAR, render_scene
 from cfnet.data.transforms import eval_transform
 from cfnet.lit import SegmentationModule

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from cfnet.cli import check_group_choices
+from cfnet.cli.command_line import check_group_choices
 from helpers import run_cli, run_cli_batch
 
 HEADS_LINE = (

@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from cfnet.data.labels import CITYSCAPES_LABELS
-from cfnet.prepare import (
+from cfnet.data.releases import (
     prepare_cityscapes,
     prepare_coco_voc,
     prepare_pascal_context,

@@ -16,7 +16,7 @@ from PIL import Image
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from cfnet.data.synthetic import render_scene
-from cfnet.inference import SegmentationInference
+from cfnet.evaluation.inference import SegmentationInference
 from cfnet.lit import SegmentationModule
 from cfnet.models.acf import mixture_of_softmaxes_attention
 from helpers import (

@@ -1,5 +1,5 @@
-"""The run sized to the machine (cfnet.hardware), checked on the CPU: the default trainer's device,
-loader workers per preset, the compile switch, and plain parameter names under compile.
+"""The run sized to the machine (cfnet.utils.hardware), checked on the CPU: the default trainer's
+device, loader workers per preset, the compile switch, and plain parameter names under compile.
 The same on a real GPU: tests/test_gpu.py (marked ``gpu``)."""
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.accelerators import CPUAccelerator, CUDAAccelerator
 
-from cfnet import hardware
-from cfnet.hardware import compile_training, loader_workers, planned_images
-from cfnet.resolvers import cpu_precision
-from cfnet.validate import check_dataset
+from cfnet.cli.validate import check_dataset
+from cfnet.utils import hardware
+from cfnet.utils.hardware import compile_training, cpu_precision, loader_workers, planned_images
 from conftest import compose_config
 from helpers import TINY_NET, TINY_RUN, train_in_process
 

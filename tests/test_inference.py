@@ -1,4 +1,4 @@
-"""The evaluation protocol (cfnet.inference): whole, sliding window, multi-scale + flip."""
+"""Evaluation protocols (cfnet.evaluation.inference): whole, sliding window, multi-scale + flip."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch import nn
 
-from cfnet.inference import SegmentationInference, resize, sliding_logits, window_starts
+from cfnet.evaluation.inference import SegmentationInference, resize, sliding_logits, window_starts
 from conftest import CONF_DIR, compose_model
 
 PAD = torch.tensor([-2.0, -1.5, -1.8])

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from cfnet.inference import SegmentationInference
+from cfnet.evaluation.inference import SegmentationInference
 from conftest import compose_config, compose_model
 
 PAD = torch.tensor([-2.0, -1.5, -1.8])

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from cfnet.losses import class_presence, segmentation_loss
+from cfnet.lit.losses import class_presence, segmentation_loss
 from cfnet.models.segmentor import SegmentorOutput
 
 IGNORE = 255

@@ -1,7 +1,7 @@
 """The evaluation numbers against independent references: a confusion matrix worked out by hand,
 a float64 NumPy count of pixel sets, and torchmetrics' own multiclass Jaccard index.
 
-The path under test is the one training and ``cfnet.evaluate`` use: ``cfnet.metrics.
+The path under test is the one training and ``cfnet.evaluate`` use: ``cfnet.evaluation.metrics.
 confusion_matrix`` accumulated over batches, then ``SegmentationScores.from_confusion``.
 """
 
@@ -15,7 +15,7 @@ import pytest
 import torch
 from torchmetrics.classification import MulticlassJaccardIndex
 
-from cfnet.metrics import SegmentationScores, confusion_matrix, read_scores
+from cfnet.evaluation.metrics import SegmentationScores, confusion_matrix, read_scores
 
 IGNORE = 255
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cfnet import notebook, viz
+from cfnet.analysis import notebook, viz
 
 
 def test_given_paths_are_taken_from_the_repo_root_and_split_on_colons(monkeypatch, tmp_path):

@@ -13,7 +13,7 @@ from huggingface_hub import constants as hf_constants
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from cfnet.validate import check_train_config
+from cfnet.cli.validate import check_train_config
 from conftest import CONF_DIR, ROOT
 from helpers import run_cli
 

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cfnet.atomic import write_atomically
 from cfnet.data.labels import CONTEXT59_NAMES, cityscapes_label_id_lut, voc_palette
-from cfnet.prepare import (
-    main,
+from cfnet.data.releases import (
     prepare_cityscapes,
     prepare_coco_voc,
     prepare_pascal_context,
     prepare_pascal_voc_aug,
 )
+from cfnet.prepare import main
+from cfnet.utils.atomic import write_atomically
 from fixtures_raw import (
     CONTEXT_RELEASE_ID,
     context59,

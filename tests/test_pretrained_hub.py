@@ -15,8 +15,8 @@ import safetensors.torch
 import timm
 import torch
 
+from cfnet.cli.validate import check_train_config
 from cfnet.models.backbone import resolve_pretrained
-from cfnet.validate import check_train_config
 from conftest import compose_config
 from helpers import TINY_RUN, run_cli
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cfnet import viz
+from cfnet.analysis import viz
 from cfnet.models.acf import ACFModule
 
 PALETTE = [[0, 0, 0], [255, 0, 0], [0, 0, 255]]

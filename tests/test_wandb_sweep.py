@@ -1,6 +1,6 @@
 """W&B, offline, through ``python -m cfnet.train -m``: each job of a sweep is its own run in one
 group (the experiment name) with its co-occurrence pictures, and after the sweep one more run of
-that group holds the summary table (``cfnet.loggers.WandbSweepSummary``)."""
+that group holds the summary table (``cfnet.lit.wandb_logging.WandbSweepSummary``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import pytest
 from wandb.proto import wandb_internal_pb2 as pb
 
-from cfnet.callbacks import WandbCooccurrence
+from cfnet.lit.wandb_logging import WandbCooccurrence
 from helpers import TINY_RUN, run_cli
 
 OFFLINE = {"WANDB_MODE": "offline", "WANDB_API_KEY": "", "WANDB_SILENT": "true"}

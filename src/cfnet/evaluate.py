@@ -1,9 +1,9 @@
 """``python -m cfnet.evaluate ckpt_path=… dataset=… split=val inference=ms_flip``: metrics.
 
 The checkpoint rebuilds its own model (no model config needed) and says which data it was trained
-on: without ``dataset`` arguments that dataset config is used (``cfnet.ckpt_config``); a
+on: without ``dataset`` arguments that dataset config is used (``cfnet.cli.run_config``); a
 ``dataset=`` / ``dataset.*`` override wins, but must describe the same classes.
-``inference=whole|slide|ms_flip`` picks the protocol (``cfnet.inference``).
+``inference=whole|slide|ms_flip`` picks the protocol (``cfnet.evaluation.inference``).
 Prints the per-class table and writes ``metrics/<split>.{json,md}`` in the run dir.
 With ``trainer=ddp_cpu`` / ``trainer=ddp`` the split is sharded across processes, each image once.
 """
@@ -16,11 +16,13 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from cfnet.ckpt_config import dataset_from_checkpoint
-from cfnet.cli import CONFIG_DIR, checked_groups, user_errors
+from cfnet.cli.command_line import checked_groups
+from cfnet.cli.config import CONFIG_DIR
+from cfnet.cli.errors import user_errors
+from cfnet.cli.run_config import dataset_from_checkpoint
+from cfnet.cli.validate import check_eval_config
+from cfnet.evaluation.metrics import SegmentationScores
 from cfnet.lit import SegmentationModule
-from cfnet.metrics import SegmentationScores
-from cfnet.validate import check_eval_config
 
 
 def evaluate(cfg: DictConfig) -> SegmentationScores:

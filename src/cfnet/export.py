@@ -31,10 +31,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from cfnet.checks import positive_int
-from cfnet.cli import CONFIG_DIR, checked_groups, user_errors
+from cfnet.cli.command_line import checked_groups
+from cfnet.cli.config import CONFIG_DIR
+from cfnet.cli.errors import user_errors
 from cfnet.lit import SegmentationModule
 from cfnet.models.segmentor import Segmentor
+from cfnet.utils.checks import positive_int
 
 FORMATS = ("onnx", "safetensors")
 # What a deployment needs besides the weights (all plain data, from the checkpoint).

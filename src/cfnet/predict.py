@@ -7,7 +7,7 @@ Every input is decoded before anything is written (a broken one stops the run, n
 ``on_bad_input=skip`` the others are predicted and the broken ones listed in one line at the end),
 and each output is written atomically (an interrupted run never leaves half a PNG). Files of a
 folder that are not pictures by their suffix are named in one line and left alone.
-``inference=whole|slide|ms_flip`` picks the protocol (``cfnet.inference``).
+``inference=whole|slide|ms_flip`` picks the protocol (``cfnet.evaluation.inference``).
 
 ``export=voc|cityscapes`` writes test-server submissions instead: VOC palette PNGs of class ids
 under ``results/VOC2012/Segmentation/comp6_test_cls/``, or Cityscapes PNGs of labelIds (the
@@ -25,15 +25,17 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from PIL import Image
 
-from cfnet.atomic import write_atomically
-from cfnet.ckpt_config import dataset_from_checkpoint
-from cfnet.cli import CONFIG_DIR, checked_groups, user_errors
+from cfnet.analysis.viz import overlay, palette_png
+from cfnet.cli.command_line import checked_groups
+from cfnet.cli.config import CONFIG_DIR
+from cfnet.cli.errors import user_errors
+from cfnet.cli.run_config import dataset_from_checkpoint
+from cfnet.cli.validate import check_predict_config
 from cfnet.data.io import IMAGE_SUFFIXES, SampleError, read_any_image
 from cfnet.data.labels import CITYSCAPES_TRAIN_NAMES, cityscapes_train_to_label_id
 from cfnet.data.transforms import eval_transform
 from cfnet.lit import SegmentationModule
-from cfnet.validate import check_predict_config
-from cfnet.viz import overlay, palette_png
+from cfnet.utils.atomic import write_atomically
 
 
 def list_inputs(source: Path) -> list[Path]:

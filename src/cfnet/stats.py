@@ -26,10 +26,12 @@ from rich.table import Table
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from cfnet.cli import CONFIG_DIR, checked_groups, user_errors
+from cfnet.cli.command_line import checked_groups
+from cfnet.cli.config import CONFIG_DIR
+from cfnet.cli.errors import user_errors
 from cfnet.data.dataset import SegmentationDataset
 from cfnet.data.io import SampleError
-from cfnet.hardware import cpus_available, loader_workers
+from cfnet.utils.hardware import cpus_available, loader_workers
 
 
 class LabelCounts(Dataset):

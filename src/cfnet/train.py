@@ -5,9 +5,10 @@ python -m cfnet.train dataset=pascal_voc model.k=2 model.heads=4 trainer=gpu
 python -m cfnet.train experiment=table2_components      # the Table-2 ablation sweep
 python -m cfnet.train ckpt_path=outputs/.../checkpoints/last.ckpt   # resume: own config and dir
 
-Order matters for failing early and cheaply: the config is validated (``cfnet.validate``) and the
-checkpoint to resume from is read safely (``cfnet.checkpoints``) before the trainer, the data or
-the model exist; the trainer (Lightning's own option checks) comes before any data is read.
+Order matters for failing early and cheaply: the config is validated (``cfnet.cli.validate``) and
+the checkpoint to resume from is read safely (``cfnet.utils.checkpoint_files``) before the trainer,
+the data or the model exist; the trainer (Lightning's own option checks) comes before any data is
+read.
 """
 
 from __future__ import annotations
@@ -20,16 +21,14 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from cfnet.callbacks import PreemptionCheckpoint
-from cfnet.checkpoints import TRAINING_KEYS, read_checkpoint
-from cfnet.ckpt_config import (
-    RunConfigCheckpoint,
-    in_run_dir_of_checkpoint,
-    resume_config,
-    task_overrides,
-)
-from cfnet.cli import CONFIG_DIR, checked_groups, user_errors
-from cfnet.validate import check_train_config
+from cfnet.cli.command_line import checked_groups
+from cfnet.cli.config import CONFIG_DIR
+from cfnet.cli.errors import user_errors
+from cfnet.cli.run_config import in_run_dir_of_checkpoint, resume_config, task_overrides
+from cfnet.cli.validate import check_train_config
+from cfnet.lit.resume import PreemptionCheckpoint
+from cfnet.utils.checkpoint_files import TRAINING_KEYS, read_checkpoint
+from cfnet.utils.run_record import RunConfigCheckpoint
 
 # Exit status after SIGTERM (128 + 15, as if the signal had ended the process): the job stopped
 # before it was done, which schedulers and restart policies must not take for success.
@@ -41,7 +40,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
     """Fit (and test) from a composed config; returns the final logged metrics.
 
     ``overrides``: the command line ``cfg`` was composed from (``cfnet.train``'s own); with them,
-    a ``ckpt_path`` brings its run's own config (``cfnet.ckpt_config.resume_config``). Without
+    a ``ckpt_path`` brings its run's own config (``cfnet.cli.run_config.resume_config``). Without
     them (a config composed in Python), ``cfg`` is used as given.
     """
     if cfg.ckpt_path:  # one clear line for a missing, corrupt, foreign or pickled-code file

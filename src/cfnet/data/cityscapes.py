@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfnet.checks import one_of
 from cfnet.data.files import FileDataModule, Pair, require_dir
 from cfnet.data.labels import cityscapes_label_id_lut, cityscapes_train_id_lut
+from cfnet.utils.checks import one_of
 
 LABEL_TYPES = ("labelIds", "labelTrainIds")
 SUFFIX = "_leftImg8bit.png"

@@ -3,7 +3,7 @@
 Each function here turns one file of an official release into the label array cfnet's readers
 expect, and refuses (``ValueError`` naming the file) what the format does not define, so a
 corrupt download fails at conversion time instead of silently training on garbage. Walking the
-trees, writing files and the command line live in ``cfnet.prepare``.
+trees and writing files live in ``cfnet.data.releases``, the command line in ``cfnet.prepare``.
 """
 
 from __future__ import annotations

@@ -21,13 +21,13 @@ import lightning as L
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
-from cfnet.checks import allowed, is_int, is_number, one_of, positive_int
 from cfnet.data.collate import pad_collate
 from cfnet.data.dataset import ON_BAD_SAMPLE, SegmentationDataset
 from cfnet.data.sample import Batch, Sample, SkippedSample
 from cfnet.data.sampling import ResumableLoader, ResumableSampler
 from cfnet.data.transforms import eval_transform, normalised_black, train_transform
-from cfnet.hardware import cpus_available, loader_workers, trainer_on_cpu
+from cfnet.utils.checks import allowed, is_int, is_number, one_of, positive_int
+from cfnet.utils.hardware import cpus_available, loader_workers, trainer_on_cpu
 
 
 def per_process_batch(batch_size: int, processes: int) -> int:
@@ -61,7 +61,7 @@ class SegmentationDataModule(L.LightningDataModule):
     std: list[float]
     batch_size: int
     eval_batch_size: int
-    num_workers: int | str  # a count, or auto (cfnet.hardware.loader_workers)
+    num_workers: int | str  # a count, or auto (cfnet.utils.hardware.loader_workers)
     loader_timeout: float  # s per batch from a worker before the run stops (0: no limit)
     base_size: int
     crop_size: int
@@ -193,7 +193,7 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def workers(self) -> int:
         """Loader workers per process: ``num_workers``, or for ``auto`` what the trainer's device
-        calls for (``cfnet.hardware.loader_workers``: none on the CPU, up to 8 on a GPU)."""
+        calls for (``cfnet.utils.hardware.loader_workers``: none on the CPU, up to 8 on a GPU)."""
         trainer = self.trainer
         return loader_workers(
             self.num_workers,

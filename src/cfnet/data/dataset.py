@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from cfnet.checks import one_of
 from cfnet.data.io import SampleError
 from cfnet.data.sample import Sample, SkippedSample
 from cfnet.data.sampling import SampleKey, seed_augmentation
+from cfnet.utils.checks import one_of
 
 ON_BAD_SAMPLE = ("error", "skip")
 
@@ -29,7 +29,7 @@ class SegmentationDataset(Dataset):
     ``{"skipped": [message]}`` (``SkippedSample``) that ``pad_collate`` drops (so it is scored
     nowhere), and a training sample is replaced by the next good one (a training batch keeps its
     size, which DDP needs); the messages travel in the batch so that
-    ``cfnet.callbacks.BadSampleReport`` can count them.
+    ``cfnet.lit.reports.BadSampleReport`` can count them.
 
     Training loaders ask for ``(index, seed)`` keys (``cfnet.data.sampling``): the random
     augmentation of that sample is then drawn from ``seed``, so it is the same in every run.

@@ -2,9 +2,9 @@
 
 These tables describe file formats (what the dataset authors wrote into their PNGs and JSON), not
 hyper-parameters, so they live in code; the readers (``cfnet.data.*``) and the converters
-(``cfnet.prepare``) share them. Each ``*_lut`` returns a lookup table ``lut[raw] → training id``
-in which ``ignore_index`` marks pixels to ignore and ``INVALID`` marks raw values the format does
-not define (a reader refuses a label map that contains one).
+(``cfnet.data.releases``) share them. Each ``*_lut`` returns a lookup table
+``lut[raw] → training id`` in which ``ignore_index`` marks pixels to ignore and ``INVALID`` marks
+raw values the format does not define (a reader refuses a label map that contains one).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ class SkippedSample(TypedDict):
     """The marker a bad evaluation sample becomes with ``on_bad_sample=skip``.
 
     ``pad_collate`` drops it from the batch and keeps its message, so it is scored nowhere and
-    still counted (``cfnet.callbacks.BadSampleReport``).
+    still counted (``cfnet.lit.reports.BadSampleReport``).
     """
 
     skipped: list[str]  # the message naming the file and what is wrong with it

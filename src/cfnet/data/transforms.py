@@ -12,7 +12,7 @@ import albumentations as A
 import cv2
 from albumentations.pytorch import ToTensorV2
 
-from cfnet.checks import is_number
+from cfnet.utils.checks import is_number
 
 
 def normalised_black(mean: Sequence[float], std: Sequence[float]) -> list[float]:

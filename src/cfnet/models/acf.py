@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cfnet.checks import allowed, divisors, one_of, positive_int, probability
+from cfnet.utils.checks import allowed, divisors, one_of, positive_int, probability
 
 AttentionImpl = Literal["naive", "sdpa"]
 ATTENTION_IMPLS: tuple[str, ...] = ("naive", "sdpa")

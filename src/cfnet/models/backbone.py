@@ -33,7 +33,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from timm.models import get_pretrained_cfg, is_model_in_modules
 from torch import Tensor, nn
 
-from cfnet.checks import allowed, one_of
+from cfnet.utils.checks import allowed, one_of
 
 OUTPUT_STRIDES: tuple[int, ...] = (8, 16)
 IMAGENET = "imagenet"  # model.pretrained: timm's default pretrained tag of the backbone

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cfnet.checks import positive_int, probability
 from cfnet.models.acf import ACFModule, AttentionImpl, CooccurrenceMaps
 from cfnet.models.encoding import EncModule
+from cfnet.utils.checks import positive_int, probability
 
 
 class HeadOutput(NamedTuple):

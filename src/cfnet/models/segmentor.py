@@ -13,10 +13,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from cfnet.checks import positive_int
 from cfnet.models.acf import AttentionImpl, CooccurrenceMaps
 from cfnet.models.backbone import Backbone
 from cfnet.models.heads import CFNetHead, FCNHead, upsample_to
+from cfnet.utils.checks import positive_int
 
 
 class SegmentorOutput(NamedTuple):
@@ -53,8 +53,8 @@ class Segmentor(nn.Module):
     def cooccurrence(self, images: Tensor) -> CooccurrenceMaps:
         """What the ACF module attends to for each query position of ``images`` (B×3×H×W).
 
-        Runs the backbone and the head's conv5, then returns the ACF module's maps on its
-        query (h×w) and key (h'×w') grids; the attention notebooks and ``cfnet.attention`` read
+        Runs the backbone and the head's conv5, then returns the ACF module's maps on its query
+        (h×w) and key (h'×w') grids; the attention notebooks and ``cfnet.analysis.attention`` read
         this. Models without an ACF module (FCN, ``use_acf=false``) raise a ValueError.
         """
         if not hasattr(self.head, "cooccurrence"):

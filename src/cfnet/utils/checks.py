@@ -3,8 +3,8 @@
 Each constructor checks its own arguments with these (``ACFModule`` its heads and K, the DataModule
 its sizes, ...), so a plain-Python user gets the same one-line error as a config user. Every
 message starts with ``<argument>=<value>:``, and the model's and DataModules' arguments are
-named as their config keys: ``cfnet.validate`` runs the constructors' checks, and
-``cfnet.cli.user_errors`` puts the config group in front (``heads=3: ...`` becomes
+named as their config keys: ``cfnet.cli.validate`` runs the constructors' checks, and
+``cfnet.cli.errors.user_errors`` puts the config group in front (``heads=3: ...`` becomes
 ``model.heads=3: ...``, ``keyed``), so a rule is stated once, in the constructor, and still
 named in the config's words.
 """

@@ -1,7 +1,7 @@
 """The checkpoint is the source of truth for what a model was trained on.
 
-Every checkpoint ``cfnet.train`` writes carries its run's composed config (``RunConfigCheckpoint``:
-the YAML of ``.hydra/config.yaml``, the command-line overrides and the run dir). From it:
+Every checkpoint ``cfnet.train`` writes carries its run's composed config, overrides and run dir
+(``cfnet.utils.run_record``). From it:
 
 * ``evaluate`` / ``predict`` (``dataset_from_checkpoint``) score and predict with the dataset the
   model was trained on -- name, classes, image sizes, normalisation -- unless the command line
@@ -12,29 +12,21 @@ the YAML of ``.hydra/config.yaml``, the command-line overrides and the run dir).
   composed by default; an override that would change the run (model, data, schedule) is refused
   in one line naming the keys, and a few that only change where or how it runs are allowed
   (``RESUME_ALLOWED``).
-
-Checkpoints written before cfnet stored this fall back to the ``.hydra/config.yaml`` of the run dir
-they lie in, when there is one (and its classes match the checkpoint's).
 """
 
 from __future__ import annotations
 
 import functools
 import io
-import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import redirect_stderr
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from cfnet.checkpoints import TRAINING_KEYS, read_checkpoint
-
-KEY = "cfnet_run"  # checkpoint[KEY] = {"config": yaml, "overrides": [...], "run_dir": str}
+from cfnet.utils.checkpoint_files import TRAINING_KEYS, read_checkpoint
+from cfnet.utils.run_record import run_record
 
 # Keys of the dataset config that say how it is read, not what the data is: left out of the
 # "differs from the training data" line.
@@ -76,66 +68,6 @@ RESUME_ALLOWED = (
     "experiment_name",
     "test",
 )
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """What a checkpoint says about the run that wrote it."""
-
-    config: DictConfig  # the composed config, unresolved (as in .hydra/config.yaml)
-    overrides: list[str]  # the run's command-line overrides
-    run_dir: Path | None  # the run dir the checkpoint lies in, when it still does
-    source: str  # "the checkpoint" or the .hydra/config.yaml path it came from
-
-
-class RunConfigCheckpoint(L.Callback):
-    """Stores the run's composed config, overrides and run dir in every checkpoint it writes
-    (plain strings: the checkpoint stays readable with ``torch.load(weights_only=True)``)."""
-
-    def __init__(self, config: DictConfig, overrides: Iterable[str]) -> None:
-        self.yaml = OmegaConf.to_yaml(config, resolve=False)
-        self.overrides = list(overrides)
-
-    def on_save_checkpoint(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        run_dir = os.path.abspath(trainer.default_root_dir)
-        checkpoint[KEY] = {"config": self.yaml, "overrides": self.overrides, "run_dir": run_dir}
-
-
-# ---- reading -------------------------------------------------------------------------------
-def _run_dir_of(ckpt_path: Path, stored: str | None) -> Path | None:
-    """``<run>`` for ``<run>/checkpoints/*.ckpt`` and ``<run>/hpc_ckpt_*.ckpt``, when ``<run>``
-    is the dir the run wrote (the one stored, or one with Hydra's ``.hydra/config.yaml``)."""
-    path = Path(os.path.abspath(ckpt_path))
-    candidate = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    if stored and Path(stored).is_dir() and os.path.samefile(stored, candidate):
-        return Path(stored)
-    if (candidate / ".hydra" / "config.yaml").is_file():
-        return candidate
-    return None
-
-
-def run_record(ckpt_path: str | Path, checkpoint: dict[str, Any]) -> RunRecord | None:
-    """The run's config from the checkpoint, else from the ``.hydra/`` of the run dir it lies in
-    (older checkpoints); None when neither is there."""
-    stored = checkpoint.get(KEY) if isinstance(checkpoint, dict) else None
-    if isinstance(stored, dict) and isinstance(stored.get("config"), str):
-        config = OmegaConf.create(stored["config"])
-        run_dir = _run_dir_of(Path(ckpt_path), stored.get("run_dir"))
-        return RunRecord(config, list(stored.get("overrides", [])), run_dir, "the checkpoint")
-    run_dir = _run_dir_of(Path(ckpt_path), None)
-    if run_dir is None:
-        return None
-    config_file = run_dir / ".hydra" / "config.yaml"
-    config = OmegaConf.load(config_file)
-    trained = checkpoint.get("hyper_parameters", {}).get("class_names")
-    names = OmegaConf.select(config, "dataset.class_names", default=None)
-    if names is None or OmegaConf.to_container(names) != trained:
-        return None  # a checkpoint copied into another run's dir: that config is not its own
-    overrides_file = run_dir / ".hydra" / "overrides.yaml"
-    overrides = OmegaConf.load(overrides_file) if overrides_file.is_file() else []
-    return RunRecord(config, [str(o) for o in overrides], run_dir, str(config_file))
 
 
 # ---- evaluate / predict: the dataset of the checkpoint ---------------------------------------
@@ -266,7 +198,7 @@ def in_run_dir_of_checkpoint(main: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(main)
     def run(*args: Any, **kwargs: Any) -> Any:
         if not args and not kwargs:
-            from cfnet.cli import user_errors
+            from cfnet.cli.errors import user_errors
 
             with user_errors():  # a missing / unreadable checkpoint: one line, no run dir made
                 sys.argv += run_dir_overrides(sys.argv[1:])
@@ -283,7 +215,7 @@ def _compose(overrides: list[str]) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from cfnet.cli import CONFIG_DIR
+    from cfnet.cli.config import CONFIG_DIR
 
     if GlobalHydra.instance().is_initialized():
         cfg = compose("train", overrides=overrides)

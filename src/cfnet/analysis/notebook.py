@@ -77,7 +77,7 @@ def publish(fig: Figure, name: str) -> Figure:
     """Return ``fig`` for display; with ``CFNET_FIGURES_DIR`` set (relative: to the repo root),
     also save it there as ``<name>.png``."""
     for folder in given_paths("CFNET_FIGURES_DIR")[:1]:
-        from cfnet.viz import save_figure
+        from cfnet.analysis.viz import save_figure
 
         print(f"saved {save_figure(fig, folder / f'{name}.png', dpi=100)}")
     return fig

@@ -18,20 +18,20 @@ from lightning.pytorch.trainer.states import TrainerFn
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from cfnet.checkpoints import read_checkpoint
 from cfnet.data.sample import Batch
 from cfnet.data.transforms import normalised_black
-from cfnet.hardware import (
+from cfnet.evaluation.inference import SegmentationInference
+from cfnet.evaluation.metrics import SegmentationScores, confusion_matrix
+from cfnet.lit.losses import segmentation_loss
+from cfnet.models.segmentor import Segmentor
+from cfnet.utils.checkpoint_files import read_checkpoint
+from cfnet.utils.hardware import (
     COMPILE_PAYS_AFTER_IMAGES,
     compile_training,
     describe_device,
     planned_images,
     trainer_on_cpu,
 )
-from cfnet.inference import SegmentationInference
-from cfnet.losses import segmentation_loss
-from cfnet.metrics import SegmentationScores, confusion_matrix
-from cfnet.models.segmentor import Segmentor
 
 
 def _plain(node: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
@@ -90,8 +90,8 @@ class SegmentationModule(L.LightningModule):
             {stage: confusion_matrix(num_classes, ignore_index) for stage in ("val", "test")}
         )
         self.scores: dict[str, SegmentationScores] = {}
-        # The evaluation protocol (cfnet.inference); None: a plain batched forward, as validation
-        # during training. cfnet.evaluate sets it from conf/inference/.
+        # The evaluation protocol (cfnet.evaluation.inference); None: a plain batched forward, as
+        # validation during training. cfnet.evaluate sets it from conf/inference/.
         self.inference: SegmentationInference | None = None
 
     # ---- model ----------------------------------------------------------------------------
@@ -102,9 +102,9 @@ class SegmentationModule(L.LightningModule):
         """channels_last weights (NHWC convolutions) and ``torch.compile`` where it pays; then one
         line saying what the run uses (device, precision, compile, loader).
 
-        ``compile``: true | false | auto (``cfnet.hardware.compile_training``: on a GPU, for runs
-        long enough to pay back the compile time). Compiled in place (``Module.compile`` and the
-        bound ``forward_train``), so parameter names and checkpoints stay the same (no
+        ``compile``: true | false | auto (``cfnet.utils.hardware.compile_training``: on a GPU, for
+        runs long enough to pay back the compile time). Compiled in place (``Module.compile`` and
+        the bound ``forward_train``), so parameter names and checkpoints stay the same (no
         ``_orig_mod.`` prefixes).
         """
         if self._configured:

@@ -1,41 +1,24 @@
-"""Checkpoint files: read without running pickled code, write without ever leaving half a file.
+"""Checkpoint and weights files, read without running pickled code.
 
-Reading (``read_checkpoint``, ``read_weights``): every file a user hands to cfnet -- a checkpoint
-to resume, evaluate, predict or export from, a pretrained backbone -- is read with
-``torch.load(weights_only=True)`` (tensors and plain data only; a pickle that asks to import or
-call anything is refused) or with safetensors, and any failure becomes one ``ValueError`` line
-that names the file and says what is wrong with it, instead of a multi-line torch message.
-
-Writing (``AtomicCheckpointIO``): Lightning's ``TorchCheckpointIO`` serialises the checkpoint into
-memory, writes it to ``tempfile.mkstemp()`` (``$TMPDIR``) and ``shutil.move``-s it into place. That
-is a rename -- atomic -- only when ``$TMPDIR`` is on the run dir's filesystem; on a cluster with a
-node-local ``/tmp`` and a shared output filesystem the move is a copy into the final path, so a
-job killed during the copy leaves a truncated ``last.ckpt`` where the previous good one was (and
-nothing is fsync'ed either way). ``AtomicCheckpointIO`` streams the checkpoint into a temporary
-file next to the target, fsyncs it, ``os.replace``-s it over the target and fsyncs the directory:
-a reader sees the old file or the new one, never a part of one.
+Every file a user hands to cfnet -- a checkpoint to resume, evaluate, predict or export from, a
+pretrained backbone -- is read with ``torch.load(weights_only=True)`` (tensors and plain data
+only; a pickle that asks to import or call anything is refused) or with safetensors, and any
+failure becomes one ``ValueError`` line that names the file and says what is wrong with it,
+instead of a multi-line torch message. (Writing checkpoints: ``cfnet.lit.checkpoint_io``.)
 """
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
-from fsspec.implementations.local import LocalFileSystem
-from lightning.fabric.utilities.cloud_io import get_filesystem
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 # What a checkpoint written by ``cfnet.train`` holds that a resume needs.
 TRAINING_KEYS = ("state_dict", "optimizer_states", "loops", "hyper_parameters")
-# Temporary files of an unfinished write; no "ckpt_" in the name, so Lightning's scan for
-# ``hpc_ckpt_<N>.ckpt`` versions never mistakes one for a checkpoint.
-PARTIAL_PREFIX, PARTIAL_SUFFIX = ".cfnet-write-", ".partial"
 
 
 def _one_line(text: str) -> str:
@@ -110,42 +93,3 @@ def read_weights(path: str | Path, what: str = "pretrained weights file") -> dic
         except Exception as err:  # safetensors' header / size checks
             raise ValueError(f"{what} {str(path)!r} cannot be read: {_one_line(err)}") from err
     return read_checkpoint(path, what)
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """``TorchCheckpointIO`` whose local writes are atomic and durable (see the module doc).
-
-    Remote paths (``s3://`` and the like) keep Lightning's own fsspec transaction.
-    """
-
-    def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
-    ) -> None:
-        if not isinstance(get_filesystem(path), LocalFileSystem):
-            super().save_checkpoint(checkpoint, path, storage_options)
-            return
-        if storage_options is not None:
-            raise TypeError(f"{type(self).__name__} takes no storage_options")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.parent / f"{PARTIAL_PREFIX}{secrets.token_hex(8)}{PARTIAL_SUFFIX}"
-        # O_EXCL: a new file of our own; mode 0o666 less the umask, as open() would give it.
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                torch.save(checkpoint, file)  # streamed: no second copy of it in memory
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(partial, path)
-        except BaseException:
-            Path(partial).unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)  # the rename itself survives a crash
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -1,7 +1,7 @@
 """Pictures of segmentations: palettes, overlays, panels, co-occurrence maps, ablation plots.
 
-One implementation, reused by ``cfnet.predict`` (masks, overlays), the W&B callback (images),
-``cfnet.report`` (ablation plots), ``cfnet.figures`` (the README pictures) and the notebooks.
+One implementation, reused by ``cfnet.predict`` (masks, overlays), the W&B callbacks (images),
+``cfnet.report`` (ablation plots) and the notebooks (the README pictures).
 
 Figures are built with matplotlib's object-oriented API (``matplotlib.figure.Figure``), never
 through ``pyplot``: no global figure state and no backend switching, so the same functions work
@@ -22,7 +22,7 @@ from torch import Tensor
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from cfnet.attention import AttentionByClass
+    from cfnet.analysis.attention import AttentionByClass
     from cfnet.models.acf import CooccurrenceMaps
 
 IGNORE_COLOUR = (255, 255, 255)

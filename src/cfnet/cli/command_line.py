@@ -1,5 +1,6 @@
-"""What the entry points share: the config dir, one-line reporting of user errors, and the checks
-of the command line (config-group options, unknown keys, missing values) before a run starts."""
+"""The command line, checked before a run starts: config-group options, unknown keys (with the
+closest existing key) and missing mandatory values, each refused in one line before Hydra composes
+the config and makes a run dir."""
 
 from __future__ import annotations
 
@@ -7,146 +8,21 @@ import difflib
 import functools
 import inspect
 import io
-import logging
-import os
 import re
-import shutil
 import sys
-import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stderr
+from contextlib import redirect_stderr
 from pathlib import Path
 from typing import Any
 
 from hydra._internal.utils import get_args_parser
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, ValueType
-from hydra.errors import ConfigCompositionException, InstantiationException
-from hydra.types import RunMode
-from lightning.fabric.utilities.exceptions import MisconfigurationException
+from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig
-from omegaconf.errors import MissingMandatoryValue
 
-from cfnet import resolvers
-from cfnet.checks import keyed
-
-resolvers.register()  # before any config is composed
-# Lightning-internal notices that say nothing about the user's run.
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-warnings.filterwarnings("ignore", message=r".*is not supported by the model summary.*")
-# Wrong for cfnet: the training stream's position is restored through the DataModule's state
-# (cfnet.data.sampling), which this check of the loader's own interface does not see.
-warnings.filterwarnings("ignore", message=r".*ended before the epoch ended and your dataloader.*")
-# Lightning's notices that say nothing about the user's run: its adverts for its cloud services
-# (litlogger, litmodels), and that cfnet's own ModelSummary callback replaces its default one.
-_SILENCED = ("💡 Tip", "Trainer already configured with model summary callbacks")
-logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-    lambda record: not str(record.msg).startswith(_SILENCED)
-)
-# The configs: conf/ at the repository root (checkout, editable install), else the copy an
-# installed wheel carries as the data package cfnet.conf (pyproject.toml maps conf/ there).
-_CHECKOUT_CONF = Path(__file__).resolve().parents[2] / "conf"
-_WHEEL_CONF = Path(__file__).resolve().parent / "conf"
-CONFIG_DIR = str(_WHEEL_CONF if _WHEEL_CONF.is_dir() else _CHECKOUT_CONF)
-
-# Errors caused by what the user gave (config values, paths, files), as cfnet raises them;
-# Lightning's for a misconfigured Trainer; and a training run that diverged (non-finite loss).
-USER_ERRORS = (
-    ValueError,
-    FileNotFoundError,
-    FileExistsError,
-    NotADirectoryError,
-    MisconfigurationException,
-    FloatingPointError,
-)
-
-
-def _worker_message(message: str) -> str:
-    """A DataLoader worker's error comes back as "Caught X in DataLoader worker process 0. Original
-    Traceback …": keep only the original message, which names the file."""
-    if not message.startswith("Caught ") or "Original Traceback" not in message:
-        return message
-    last = message.rstrip().splitlines()[-1]
-    return last.split(": ", 1)[1] if ": " in last else last
-
-
-def constructor_error(err: InstantiationException) -> BaseException | None:
-    """What the constructor itself raised, under Hydra's wrapper (one per object that built
-    another)."""
-    cause = err.__cause__
-    while isinstance(cause, InstantiationException):
-        cause = cause.__cause__
-    return cause
-
-
-def _message(err: BaseException) -> str | None:
-    if isinstance(err, MissingMandatoryValue):  # (check_command_line reports these first)
-        return f"{err.full_key} is required and has no value; pass {err.full_key}=<value>"
-    if isinstance(err, InstantiationException):
-        cause = constructor_error(err)
-        if not isinstance(cause, USER_ERRORS):
-            return None
-        key = next((ln[10:] for ln in str(err).splitlines() if ln.startswith("full_key: ")), "")
-        return keyed(key, str(cause)) if key else str(cause)
-    if isinstance(err, USER_ERRORS):
-        return _worker_message(str(err))
-    if isinstance(err, RuntimeError) and str(err).startswith("DataLoader timed out"):
-        return (  # cfnet.data.inflight prints the file the silent worker was reading, at exit
-            f"{err} (dataset.loader_timeout): a loader worker sent no batch in that time, e.g. "
-            "stuck reading a file (a stalled filesystem); its file is named below"
-        )
-    return None
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Report a user error as one line on stderr and exit 2; anything else keeps its traceback.
-
-    ``HYDRA_FULL_ERROR=1`` re-raises user errors too, for the full traceback.
-    """
-    try:
-        yield
-    except Exception as err:
-        message = _message(err)
-        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        discard_refused_run_dir()
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-def discard_refused_run_dir() -> None:
-    """Remove the run dir of a single run refused before it made anything: Hydra creates the dir
-    (``.hydra/`` and the job's log) before cfnet sees the config, and Lightning's CSV logger
-    writes ``csv/hparams.yaml`` as a failed run ends, so a refused run (a bad value, a missing
-    checkpoint, a wrong dataset root) would leave an empty-looking ``outputs/<name>/<time>/``.
-    A dir holding any other file (a checkpoint, metrics, a curve) is kept, and so is the working
-    directory itself and every sweep's job dir (``report`` lists failed jobs)."""
-    if not HydraConfig.initialized():
-        return
-    hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode != RunMode.RUN or not hydra_cfg.runtime.output_dir:
-        return
-    run_dir = Path(hydra_cfg.runtime.output_dir).resolve()
-    cwd = Path(hydra_cfg.runtime.cwd).resolve()
-    if run_dir == cwd or not run_dir.is_dir() or cwd.is_relative_to(run_dir):
-        return
-    setup = {f"{hydra_cfg.job.name}.log", "csv/hparams.yaml"}
-    subdir = hydra_cfg.output_subdir or ".hydra"
-    for path in run_dir.rglob("*"):
-        name = path.relative_to(run_dir).as_posix()
-        if path.is_file() and name not in setup and path.parts[len(run_dir.parts)] != subdir:
-            return
-    logging.shutdown()  # close the job's log file before it goes
-    shutil.rmtree(run_dir, ignore_errors=True)
-    for parent in run_dir.parents:  # outputs/<name>/, outputs/ when this run made them
-        if parent == cwd or not parent.is_relative_to(cwd):
-            break
-        try:
-            parent.rmdir()  # only if empty
-        except OSError:
-            break
+from cfnet.cli.config import CONFIG_DIR
+from cfnet.cli.errors import user_errors
 
 
 def group_options(group_dir: Path) -> list[str]:

@@ -3,9 +3,9 @@
 The entry points call these on the composed config first thing. Each problem is one
 ``ValueError`` line that names the key, its value and what is allowed, e.g.
 ``model.heads=3: channels (512) must be divisible by heads (...); allowed: 1, 2, 4, ...``
-(``cfnet.cli.user_errors`` prints it as ``error: ...`` and exits with status 2). Unknown
+(``cfnet.cli.errors.user_errors`` prints it as ``error: ...`` and exits with status 2). Unknown
 config-group options (``dataset=nope``) are caught even earlier, before Hydra composes anything
-(``cfnet.cli.checked_groups``).
+(``cfnet.cli.command_line``).
 
 Each rule is stated once, where it belongs. A rule about one argument lives in the constructor
 that takes it (``cfnet.models``, the DataModules, ``cfnet.data.transforms``), so plain-Python use
@@ -42,17 +42,17 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from cfnet.checkpoints import read_weights
-from cfnet.checks import allowed, is_int, is_number, keyed, one_of, positive_int
-from cfnet.cli import constructor_error
+from cfnet.cli.errors import constructor_error
 from cfnet.data.datamodule import per_process_batch
 from cfnet.models.backbone import check_hub_cache, resolve_pretrained
+from cfnet.utils.checkpoint_files import read_weights
+from cfnet.utils.checks import allowed, is_int, is_number, keyed, one_of, positive_int
 
 
 @contextmanager
 def config_group(group: str) -> Iterator[None]:
     """Name the config key in a constructor's error: ``heads=3: ...`` becomes
-    ``model.heads=3: ...`` (``cfnet.checks.keyed``; Hydra's wrapper is taken off)."""
+    ``model.heads=3: ...`` (``cfnet.utils.checks.keyed``; Hydra's wrapper is taken off)."""
     try:
         yield
     except InstantiationException as err:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cfnet.checks import one_of, positive_int
+from cfnet.utils.checks import one_of, positive_int
 
 Model = Callable[[Tensor], Tensor]  # B×3×h×w normalised image → B×C×h×w logits
 MODES = ("whole", "slide")

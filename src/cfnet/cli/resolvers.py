@@ -1,23 +1,16 @@
-"""OmegaConf resolvers: values that depend on the machine, and generated tables (palettes)."""
+"""OmegaConf resolvers: values that depend on the machine, and generated tables (palettes).
+
+Registered by ``cfnet.cli.config`` before any config is composed: ``${best_accelerator:}``,
+``${best_precision:}`` and ``${cpu_precision:}`` ask ``cfnet.utils.hardware``;
+``${voc_palette:n,first}`` writes out the Pascal VOC colour map.
+"""
 
 from __future__ import annotations
 
-import torch
 from omegaconf import ListConfig, OmegaConf
 
 from cfnet.data.labels import voc_palette
-
-
-def cpu_precision() -> str:
-    """bf16 autocast where the CPU computes bf16 natively (AVX-512 BF16 / AMX), else fp32.
-
-    On such CPUs bf16-mixed training steps of the R50 models took 1.5–1.8× less time than fp32
-    (benchmarks/results/model_speed.json; weights and optimiser state stay fp32); elsewhere
-    bf16 is emulated and slower than fp32.
-    """
-    native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
-    native = native or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-    return "bf16-mixed" if native else "32-true"
+from cfnet.utils.hardware import best_accelerator, best_precision, cpu_precision
 
 
 def voc_palette_config(num_colours: int, first: int = 0) -> ListConfig:
@@ -31,8 +24,7 @@ def voc_palette_config(num_colours: int, first: int = 0) -> ListConfig:
 
 
 def register() -> None:
-    from cfnet.hardware import best_accelerator, best_precision  # (it imports cpu_precision)
-
+    """Register the resolvers (again: ``replace``), so that configs can be composed."""
     OmegaConf.register_new_resolver("best_accelerator", best_accelerator, replace=True)
     OmegaConf.register_new_resolver("best_precision", best_precision, replace=True)
     OmegaConf.register_new_resolver("cpu_precision", cpu_precision, replace=True)
