@@ -7,11 +7,16 @@ model was trained on and to resume a run in its own dir with its own config, the
 a run's curves and settings. Checkpoints written before cfnet stored this fall back to the
 ``.hydra/config.yaml`` of the run dir they lie in, when there is one (and its classes match the
 checkpoint's).
+
+A config names classes by module path (``_target_``), and some of those paths changed when
+``src/cfnet`` was grouped by role: ``run_record`` reads a config of before with today's names
+(``MOVED``), so that its run can still be resumed, evaluated and predicted from.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +26,27 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 KEY = "cfnet_run"  # checkpoint[KEY] = {"config": yaml, "overrides": [...], "run_dir": str}
+
+# Module paths a stored train config may name (``_target_``) → where they are now: the classes
+# and functions of cfnet.callbacks, cfnet.checkpoints and cfnet.loggers before src/cfnet was grouped
+# by role. (cfnet.lit.SegmentationModule, cfnet.models.*, cfnet.data.* kept their paths.)
+MOVED = {
+    "cfnet.callbacks.SegmentationReport": "cfnet.lit.reports.SegmentationReport",
+    "cfnet.callbacks.BadSampleReport": "cfnet.lit.reports.BadSampleReport",
+    "cfnet.callbacks.ModelSummary": "cfnet.lit.reports.ModelSummary",
+    "cfnet.callbacks.RNGStateCheckpoint": "cfnet.lit.resume.RNGStateCheckpoint",
+    "cfnet.callbacks.PreemptionCheckpoint": "cfnet.lit.resume.PreemptionCheckpoint",
+    "cfnet.callbacks.WandbSegmentation": "cfnet.lit.wandb_logging.WandbSegmentation",
+    "cfnet.callbacks.WandbCooccurrence": "cfnet.lit.wandb_logging.WandbCooccurrence",
+    "cfnet.checkpoints.AtomicCheckpointIO": "cfnet.lit.checkpoint_io.AtomicCheckpointIO",
+    "cfnet.loggers.wandb_logger": "cfnet.lit.wandb_logging.wandb_logger",
+}
+_MOVED_NAME = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, MOVED)) + r")(?![\w.])")
+
+
+def with_current_names(text: str) -> str:
+    """A stored config (YAML) or override with the module paths of ``MOVED`` renamed."""
+    return _MOVED_NAME.sub(lambda m: MOVED[m.group(1)], text)
 
 
 @dataclass(frozen=True)
@@ -65,18 +91,20 @@ def run_record(ckpt_path: str | Path, checkpoint: dict[str, Any]) -> RunRecord |
     (older checkpoints); None when neither is there."""
     stored = checkpoint.get(KEY) if isinstance(checkpoint, dict) else None
     if isinstance(stored, dict) and isinstance(stored.get("config"), str):
-        config = OmegaConf.create(stored["config"])
+        config = OmegaConf.create(with_current_names(stored["config"]))
+        overrides = [with_current_names(str(o)) for o in stored.get("overrides", [])]
         run_dir = _run_dir_of(Path(ckpt_path), stored.get("run_dir"))
-        return RunRecord(config, list(stored.get("overrides", [])), run_dir, "the checkpoint")
+        return RunRecord(config, overrides, run_dir, "the checkpoint")
     run_dir = _run_dir_of(Path(ckpt_path), None)
     if run_dir is None:
         return None
     config_file = run_dir / ".hydra" / "config.yaml"
-    config = OmegaConf.load(config_file)
+    config = OmegaConf.create(with_current_names(config_file.read_text()))
     trained = checkpoint.get("hyper_parameters", {}).get("class_names")
     names = OmegaConf.select(config, "dataset.class_names", default=None)
     if names is None or OmegaConf.to_container(names) != trained:
         return None  # a checkpoint copied into another run's dir: that config is not its own
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
     overrides = OmegaConf.load(overrides_file) if overrides_file.is_file() else []
-    return RunRecord(config, [str(o) for o in overrides], run_dir, str(config_file))
+    overrides = [with_current_names(str(o)) for o in overrides]
+    return RunRecord(config, overrides, run_dir, str(config_file))
