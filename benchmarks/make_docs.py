@@ -1,9 +1,9 @@
 """Write docs/benchmarks.md and its plots from the saved results (benchmarks/results/*.json).
 
 Run by ``make bench`` after the benchmark scripts; it measures nothing itself, so the page always
-shows exactly what the scripts saved, with the machine and command that produced it.
-``render()`` returns the page's text without writing anything: ``tests/test_docs.py`` compares it
-with the committed docs/benchmarks.md, so a hand edit of the page fails the test suite.
+shows exactly what the scripts saved, with the machine and command that produced it. ``render()``
+returns the page's text without writing anything: ``tests/project/test_docs.py`` compares it with
+the committed docs/benchmarks.md, so a hand edit of the page fails the test suite.
 
     python benchmarks/make_docs.py               # docs/benchmarks.md and its plots
     python benchmarks/make_docs.py --out X.md    # the page elsewhere, no plots

@@ -25,7 +25,7 @@ from cfnet.analysis.attention import measure
 from cfnet.data.synthetic import BOAT, CAR, render_scene
 from cfnet.data.transforms import eval_transform
 from cfnet.lit import SegmentationModule
-from helpers import read_json, run_cli
+from support.cli import read_json, run_cli
 
 pytestmark = pytest.mark.slow
 

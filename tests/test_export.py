@@ -12,8 +12,9 @@ import torch
 
 from cfnet.export import export, load_safetensors
 from cfnet.lit import SegmentationModule
-from conftest import compose_config
-from helpers import make_checkpoint, run_cli
+from support.cli import run_cli
+from support.configs import compose_config
+from support.training import make_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -19,18 +19,12 @@ from cfnet.data.synthetic import render_scene
 from cfnet.evaluation.inference import SegmentationInference
 from cfnet.lit import SegmentationModule
 from cfnet.models.acf import mixture_of_softmaxes_attention
-from helpers import (
-    FP32,
-    TINY_BATCHES,
-    TINY_CFNET,
-    TINY_DATA,
-    TINY_RUN,
-    TINY_SCHEDULE,
+from support.cli import read_json, run_cli
+from support.configs import FP32, TINY_BATCHES, TINY_CFNET, TINY_DATA, TINY_RUN, TINY_SCHEDULE
+from support.training import (
     SimulatedKill,
     assert_resumed_equals_straight,
     make_checkpoint,
-    read_json,
-    run_cli,
     train_in_process,
 )
 
@@ -208,7 +202,7 @@ def test_interrupted_and_resumed_gpu_run_equals_the_uninterrupted_run(tmp_path):
     with pytest.raises(SimulatedKill):
         train_in_process(
             [*base, "+callbacks.probe.run=killed", "+callbacks.kill.epoch=0",
-             "+callbacks.kill._target_=helpers.InterruptAfterEpoch"],
+             "+callbacks.kill._target_=support.training.InterruptAfterEpoch"],
             tmp_path / "killed",
         )  # fmt: skip
     last = tmp_path / "killed" / "checkpoints" / "last.ckpt"

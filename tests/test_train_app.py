@@ -15,20 +15,13 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from cfnet.data.synthetic import CLASS_NAMES, render_scene
-from conftest import CONF_DIR
-from helpers import (
-    FP32,
-    TINY_DATA,
-    TINY_NET,
-    TINY_RUN,
+from support.cli import read_json, run_cli
+from support.configs import CONF_DIR, FP32, TINY_DATA, TINY_NET, TINY_RUN
+from support.references import assert_scores_match, reference_probs, reference_scores
+from support.training import (
     SimulatedKill,
     assert_resumed_equals_straight,
-    assert_scores_match,
     make_checkpoint,
-    read_json,
-    reference_probs,
-    reference_scores,
-    run_cli,
     train_in_process,
 )
 
@@ -147,7 +140,7 @@ def test_evaluate_reproduces_the_checkpoints_validation_score(trained_run, tmp_p
 
 @pytest.fixture
 def varied_checkpoint(tmp_path) -> Path:
-    """A random tiny model whose classes follow the image (helpers.make_checkpoint)."""
+    """A random tiny model whose classes follow the image (support.training.make_checkpoint)."""
     return make_checkpoint(tmp_path, "synthetic", varied=True)
 
 
@@ -286,7 +279,7 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(tmp_path):
         train_in_process(
             [
                 *base,
-                "+callbacks.kill._target_=helpers.InterruptAfterEpoch",
+                "+callbacks.kill._target_=support.training.InterruptAfterEpoch",
                 "+callbacks.kill.epoch=0",
             ],
             tmp_path / "killed",

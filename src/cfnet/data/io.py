@@ -7,7 +7,7 @@ colour-coded mask or a 16-bit label map trains on garbage, so every such file is
 
 Every reader goes through ``_open`` and ``_pixels``, because a damaged file makes Pillow raise
 almost anything, depending on the format and on where the damage is (the fuzz test,
-``tests/test_fuzz.py``, meets ``OSError``, ``ValueError``, ``NotImplementedError`` and
+``tests/data/test_fuzz.py``, meets ``OSError``, ``ValueError``, ``NotImplementedError`` and
 ``DecompressionBombError``; Pillow's plugins raise more), and an exception that is not a
 ``SampleError`` would stop a run without the file's name or slip past ``on_bad_sample=skip``.
 They also:

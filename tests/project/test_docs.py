@@ -1,0 +1,139 @@
+"""The docs stay navigable and honest: every relative link and picture in README.md and docs/*.md
+resolves (Markdown anchors included), the README stays a five-minute read, and the generated
+benchmarks page is exactly what its generator writes from the committed results, so a hand edit
+of a generated table fails here.
+
+References are independent of the code under test: files on disk, a heading-to-anchor rule
+written out below (GitHub's), and the generator's own output compared byte for byte.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+README_MAX_LINES = 250
+
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")  # [text](target) / ![alt](src)
+FENCE = re.compile(r"^(```|~~~)")
+
+
+def prose(text: str) -> str:
+    """The page without its fenced code blocks (a link inside code is not a link)."""
+    keep, inside = [], False
+    for line in text.splitlines():
+        if FENCE.match(line.lstrip()):
+            inside = not inside
+            continue
+        if not inside:
+            keep.append(line)
+    return "\n".join(keep)
+
+
+def anchors(page: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation other than '-' and '_' dropped, spaces
+    to '-', and '-1', '-2', ... for repeated headings."""
+    seen: dict[str, int] = {}
+    out = set()
+    for line in prose(page.read_text()).splitlines():
+        match = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if not match:
+            continue
+        slug = re.sub(r"[^\w\- ]", "", match.group(1).lower()).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        out.add(slug if n == 0 else f"{slug}-{n}")
+    return out
+
+
+def links(page: Path) -> list[str]:
+    targets = LINK.findall(prose(page.read_text()))
+    return [t for t in targets if not re.match(r"^[a-z][a-z0-9+.-]*:", t)]  # drop http:, mailto:
+
+
+def broken_links(page: Path) -> list[str]:
+    """The relative links of ``page`` whose file, or whose heading anchor in a Markdown file, is
+    missing."""
+    broken = []
+    for target in links(page):
+        path_part, _, anchor = target.partition("#")
+        dest = (page.parent / unquote(path_part)).resolve() if path_part else page
+        if not dest.exists():
+            broken.append(f"{target} (no such file)")
+        elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+            broken.append(f"{target} (no heading with anchor #{anchor} in {dest.name})")
+    return broken
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_and_picture_resolves(page):
+    broken = broken_links(page)
+    assert not broken, f"{page.relative_to(ROOT)}: broken links: {broken}"
+
+
+def test_every_docs_page_is_linked_from_the_readme():
+    linked = {(ROOT / t.partition("#")[0]).resolve() for t in links(ROOT / "README.md")}
+    unlinked = [p.name for p in PAGES[1:] if p.resolve() not in linked]
+    assert not unlinked, f"docs pages the README does not link: {unlinked}"
+
+
+def test_the_readme_is_a_five_minute_read():
+    lines = len((ROOT / "README.md").read_text().splitlines())
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines; move detail into docs/"
+
+
+def test_the_link_checker_catches_what_it_should(tmp_path):
+    # the checker's own control: good links, a missing file, a missing anchor, a link in code
+    (tmp_path / "a.md").write_text("# Some Title: here\n\n## Again\n\n## Again\n")
+    (tmp_path / "pic.png").write_bytes(b"")
+    page = tmp_path / "b.md"
+    page.write_text(
+        "[ok](a.md#some-title-here) [ok2](a.md#again-1) ![pic](pic.png) [gone](nope.md)\n"
+        "[bad](a.md#missing) ![nopic](img/x.png)\n```\n[in code](ignored.md)\n```\n"
+        "[web](https://example.org/x)\n"
+    )
+    assert anchors(tmp_path / "a.md") == {"some-title-here", "again", "again-1"}
+    assert broken_links(page) == [
+        "nope.md (no such file)",
+        "a.md#missing (no heading with anchor #missing in a.md)",
+        "img/x.png (no such file)",
+    ]
+
+
+def _make_docs(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    sys.modules.pop("make_docs", None)
+    return importlib.import_module("make_docs")
+
+
+def test_the_benchmarks_page_is_exactly_what_its_generator_writes(monkeypatch):
+    committed = (ROOT / "docs" / "benchmarks.md").read_text()
+    assert committed == _make_docs(monkeypatch).render(), (
+        "docs/benchmarks.md differs from what benchmarks/make_docs.py renders from "
+        "benchmarks/results/: edit the results or benchmarks/benchmarks_{head,notes}.md and run "
+        "`python benchmarks/make_docs.py --out docs/benchmarks.md`, not the page"
+    )
+
+
+def test_the_page_follows_the_results_so_a_stale_or_edited_table_fails(monkeypatch, tmp_path):
+    # the control for the comparison above: one figure changed in a copy of the results must
+    # change the rendered page, at that figure, so the committed page no longer matches
+    make_docs = _make_docs(monkeypatch)
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "benchmarks" / "results", results)
+    speed = json.loads((results / "model_speed.json").read_text())
+    speed["inference"][0]["s_per_image"] = 123.456
+    (results / "model_speed.json").write_text(json.dumps(speed))
+    monkeypatch.setattr(make_docs, "RESULTS", results)
+    rendered = make_docs.render()
+    assert "| 123.456 |" in rendered
+    assert rendered != (ROOT / "docs" / "benchmarks.md").read_text()
