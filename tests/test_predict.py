@@ -319,3 +319,9 @@ def test_on_bad_input_skip_predicts_the_others_and_lists_what_it_skipped(
     assert code == 2 and err[-1].startswith("error: ") and "'in/b.jpg'" in err[-1]
     assert err[-1].endswith("(on_bad_input=skip predicts the others)")
     assert not (tmp_path / "out2").exists()
+
+    # a lone broken picture: there are no others to predict, so no such hint
+    code = run_main(f"ckpt_path={ckpt}", "input=in/b.jpg", "output=out3")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: ") and "'in/b.jpg'" in err[-1]
+    assert "on_bad_input" not in err[-1] and not (tmp_path / "out3").exists()

@@ -4,6 +4,8 @@ predict / report), on tiny synthetic runs."""
 from __future__ import annotations
 
 import math
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +55,20 @@ def test_fast_dev_run_of_the_default(tmp_path):
     assert "GPU available: False" in console and console.count("GPU available") == 1
     assert "💡" not in console and "litlogger" not in console and "FLOPs" not in console
     assert "Params: " in console  # the model summary itself is kept
+    assert "it/s" in console  # the progress bar (callbacks.progress_bar: Rich's)
+
+
+def test_without_the_progress_bar_callback_no_bar_is_drawn(tmp_path):
+    """``~callbacks.progress_bar`` (docs/runs.md) turns the bar off: Lightning adds none."""
+    result = run_cli(
+        "cfnet.train",
+        "trainer.fast_dev_run=true",
+        "~callbacks.progress_bar",
+        f"hydra.run.dir={tmp_path}",
+    )
+    console = result.stdout + result.stderr
+    assert "mIoU_ambiguous" in result.stdout  # the run did run
+    assert "it/s" not in console  # neither Rich's bar nor Lightning's own (TQDM)
 
 
 @pytest.fixture(scope="module")
@@ -269,6 +285,59 @@ def test_evaluate_without_dataset_arguments_scores_the_checkpoints_data(trained_
         "checkpoint): image_size 64 → 48\n" in result.stderr
     )
     assert read_json(tmp_path / "b" / "metrics" / "val.json")["labelled_pixels"] == labelled(48)
+    # which images of the split, from which instance of the generator: not the data's kind
+    result = run_cli(
+        "cfnet.evaluate",
+        f"ckpt_path={best}",
+        "dataset=synthetic",
+        "dataset.sizes={train:8,val:3,test:4}",
+        "dataset.seed=1",
+        f"hydra.run.dir={tmp_path / 'c'}",
+    )
+    assert (
+        "dataset: synthetic as given on the command line; differs from the training data "
+        "(synthetic, config from the checkpoint): base_size 64 → 96, crop_size 64 → 96, "
+        "image_size 64 → 96\n" in result.stderr
+    )
+
+
+def test_each_entry_point_reads_its_checkpoint_once(trained_run, tmp_path, monkeypatch):
+    """evaluate, predict, export and a resume (in this process, as ``python -m`` runs them) read
+    the checkpoint file once, cfnet's reads (``checkpoint_files``) and Lightning's together."""
+    import lightning.fabric.plugins.io.torch_io as lightning_io
+
+    import cfnet.evaluate
+    import cfnet.export
+    import cfnet.predict
+    import cfnet.train
+    from cfnet.utils import checkpoint_files
+
+    run = tmp_path / "run"  # a copy: the resume writes into its run dir
+    shutil.copytree(trained_run, run)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    reads: list[Path] = []
+    for module, name in ((checkpoint_files, "_torch_load"), (lightning_io, "pl_load")):
+        read = getattr(module, name)
+        monkeypatch.setattr(
+            module,
+            name,
+            lambda path, *a, read=read, **k: reads.append(Path(path)) or read(path, *a, **k),
+        )
+    images = tmp_path / "in"
+    images.mkdir()
+    Image.fromarray(render_scene(0, "test", 0, 64, 0.3, 3)[0]).save(images / "a.png")
+    calls = {
+        cfnet.evaluate: [f"hydra.run.dir={tmp_path / 'evaluate'}"],
+        cfnet.predict: [f"input={images}", f"output={tmp_path / 'out'}"],
+        cfnet.export: ["format=safetensors", f"output={tmp_path / 'export'}"],
+        cfnet.train: [],  # a resume of the finished run: restored, nothing left to train, tested
+    }
+    for module, args in calls.items():
+        reads.clear()
+        monkeypatch.setattr(sys, "argv", [module.__name__, f"ckpt_path={ckpt}", *args])
+        module.main()
+        assert [p for p in reads if p.resolve() == ckpt.resolve()] == [ckpt], module.__name__
+    assert (run / "metrics" / "test.json").is_file()
 
 
 def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(tmp_path):

@@ -12,39 +12,35 @@ from __future__ import annotations
 
 import sys
 
-import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from cfnet.cli.command_line import checked_groups
-from cfnet.cli.config import CONFIG_DIR
-from cfnet.cli.errors import user_errors
+from cfnet.cli.entry_point import hydra_main
 from cfnet.cli.run_config import dataset_from_checkpoint
 from cfnet.cli.validate import check_eval_config
 from cfnet.evaluation.metrics import SegmentationScores
 from cfnet.lit import SegmentationModule
+from cfnet.lit.trainer import build_trainer
+from cfnet.utils.checkpoint_files import read_checkpoint
 
 
 def evaluate(cfg: DictConfig) -> SegmentationScores:
+    """Score ``cfg.ckpt_path`` on ``cfg.split``; its checkpoint is read once."""
     check_eval_config(cfg)
-    if line := dataset_from_checkpoint(cfg, cfg.ckpt_path, own_keys=("test_split",)):
+    checkpoint = read_checkpoint(cfg.ckpt_path)
+    if line := dataset_from_checkpoint(cfg, cfg.ckpt_path, checkpoint, own_keys=("test_split",)):
         print(line, file=sys.stderr)
-    module = SegmentationModule.from_checkpoint(cfg.ckpt_path)
+    module = SegmentationModule.from_checkpoint(cfg.ckpt_path, contents=checkpoint)
     module.require_classes(list(cfg.dataset.class_names), cfg.dataset.name, cfg.ckpt_path)
     module.inference = instantiate(cfg.inference)
     datamodule = instantiate(cfg.dataset)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False)
+    trainer = build_trainer(cfg.trainer, callbacks, logger=False)
     trainer.test(module, datamodule=datamodule, verbose=False)
     return module.scores["test"]
 
 
-@checked_groups
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
-def main(cfg: DictConfig) -> None:
-    with user_errors():
-        evaluate(cfg)
-
+main = hydra_main("evaluate", evaluate)
 
 if __name__ == "__main__":
     main()

@@ -25,15 +25,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from cfnet.cli.command_line import checked_groups
-from cfnet.cli.config import CONFIG_DIR
-from cfnet.cli.errors import user_errors
+from cfnet.cli.entry_point import hydra_main
 from cfnet.lit import SegmentationModule
 from cfnet.models.segmentor import Segmentor
 from cfnet.utils.checks import positive_int
@@ -189,12 +186,7 @@ def export(cfg: DictConfig) -> list[Path]:
     return written
 
 
-@checked_groups
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
-def main(cfg: DictConfig) -> None:
-    with user_errors():
-        export(cfg)
-
+main = hydra_main("export", export)
 
 if __name__ == "__main__":
     main()

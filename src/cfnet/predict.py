@@ -19,16 +19,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import hydra
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from PIL import Image
 
 from cfnet.analysis.viz import overlay, palette_png
-from cfnet.cli.command_line import checked_groups
-from cfnet.cli.config import CONFIG_DIR
-from cfnet.cli.errors import user_errors
+from cfnet.cli.entry_point import hydra_main
 from cfnet.cli.run_config import dataset_from_checkpoint
 from cfnet.cli.validate import check_predict_config
 from cfnet.data.io import IMAGE_SUFFIXES, SampleError, read_any_image
@@ -36,6 +33,7 @@ from cfnet.data.labels import CITYSCAPES_TRAIN_NAMES, cityscapes_train_to_label_
 from cfnet.data.transforms import eval_transform
 from cfnet.lit import SegmentationModule
 from cfnet.utils.atomic import write_atomically
+from cfnet.utils.checkpoint_files import read_checkpoint
 
 
 def list_inputs(source: Path) -> list[Path]:
@@ -146,7 +144,8 @@ def check_inputs(images: list[Path], on_bad_input: str = "error") -> dict[Path, 
             read_any_image(image)
         except SampleError as err:
             if on_bad_input != "skip":
-                raise SampleError(f"{err} (on_bad_input=skip predicts the others)") from err
+                hint = " (on_bad_input=skip predicts the others)" if len(images) > 1 else ""
+                raise SampleError(f"{err}{hint}") from err
             bad[image] = str(err)
     return bad
 
@@ -159,9 +158,10 @@ def save_png(image: Image.Image, path: Path) -> None:
 @torch.no_grad()
 def predict(cfg: DictConfig) -> list[Path]:
     check_predict_config(cfg)
+    checkpoint = read_checkpoint(cfg.ckpt_path)  # once: its dataset config, then its model
     # which dataset config (its base/crop size for inference): a notice, on stderr (stdout: a
     # line per picture)
-    if line := dataset_from_checkpoint(cfg, cfg.ckpt_path):
+    if line := dataset_from_checkpoint(cfg, cfg.ckpt_path, checkpoint):
         print(line, file=sys.stderr)
     source, output = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
     images = list_inputs(source)
@@ -175,7 +175,8 @@ def predict(cfg: DictConfig) -> list[Path]:
         raise ValueError(f"none of the {len(images)} inputs can be read: {'; '.join(bad.values())}")
     plans = [plan for image, plan in zip(images, plans, strict=True) if image not in bad]
     images = [image for image in images if image not in bad]
-    module = SegmentationModule.from_checkpoint(cfg.ckpt_path).eval().to(cfg.device)
+    module = SegmentationModule.from_checkpoint(cfg.ckpt_path, contents=checkpoint)
+    module = module.eval().to(cfg.device)
     hp = module.hparams
     module.require_classes(list(cfg.dataset.class_names), cfg.dataset.name, cfg.ckpt_path)
     check_export(cfg.export, hp.class_names, hp.num_classes)
@@ -202,12 +203,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     return written
 
 
-@checked_groups
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
-def main(cfg: DictConfig) -> None:
-    with user_errors():
-        predict(cfg)
-
+main = hydra_main("predict", predict)
 
 if __name__ == "__main__":
     main()

@@ -17,7 +17,6 @@ import json
 import sys
 from typing import Any
 
-import hydra
 import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -26,9 +25,7 @@ from rich.table import Table
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from cfnet.cli.command_line import checked_groups
-from cfnet.cli.config import CONFIG_DIR
-from cfnet.cli.errors import user_errors
+from cfnet.cli.entry_point import hydra_main
 from cfnet.data.dataset import SegmentationDataset
 from cfnet.data.io import SampleError
 from cfnet.utils.hardware import cpus_available, loader_workers
@@ -116,12 +113,7 @@ def _print_table(stats: dict[str, Any], class_names: list[str]) -> None:
     Console(width=100).print(table)
 
 
-@checked_groups
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="stats")
-def main(cfg: DictConfig) -> None:
-    with user_errors():
-        label_statistics(cfg)
-
+main = hydra_main("stats", label_statistics)
 
 if __name__ == "__main__":
     main()

@@ -5,28 +5,28 @@ python -m cfnet.train dataset=pascal_voc model.k=2 model.heads=4 trainer=gpu
 python -m cfnet.train experiment=table2_components      # the Table-2 ablation sweep
 python -m cfnet.train ckpt_path=outputs/.../checkpoints/last.ckpt   # resume: own config and dir
 
-Order matters for failing early and cheaply: the config is validated (``cfnet.cli.validate``) and
-the checkpoint to resume from is read safely (``cfnet.utils.checkpoint_files``) before the trainer,
-the data or the model exist; the trainer (Lightning's own option checks) comes before any data is
-read.
+Order matters for failing early and cheaply: a checkpoint to resume from is read safely, once
+(``cfnet.utils.checkpoint_files``), and the config is validated (``cfnet.cli.validate``) before
+the trainer, the data or the model exist; the trainer (Lightning's own option checks) comes before
+any data is read.
 """
 
 from __future__ import annotations
 
 from signal import SIGINT
+from typing import Any
 
-import hydra
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from cfnet.cli.command_line import checked_groups
-from cfnet.cli.config import CONFIG_DIR
-from cfnet.cli.errors import user_errors
-from cfnet.cli.run_config import in_run_dir_of_checkpoint, resume_config, task_overrides
+from cfnet.cli.entry_point import hydra_main
+from cfnet.cli.run_config import ResumeFromCommandLine, resume_config, task_overrides
 from cfnet.cli.validate import check_train_config
+from cfnet.lit.checkpoint_io import AtomicCheckpointIO
 from cfnet.lit.resume import PreemptionCheckpoint
+from cfnet.lit.trainer import build_trainer
 from cfnet.utils.checkpoint_files import TRAINING_KEYS, read_checkpoint
 from cfnet.utils.run_record import RunConfigCheckpoint
 
@@ -36,24 +36,26 @@ SIGTERM_EXIT = 143
 SIGINT_EXIT = 130  # 128 + 2: stopped with Ctrl-C (the first one saves a checkpoint, as SIGTERM)
 
 
-def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, float]:
-    """Fit (and test) from a composed config; returns the final logged metrics.
+def train(
+    cfg: DictConfig, overrides: list[str] | None = None, checkpoint: dict[str, Any] | None = None
+) -> dict[str, float]:
+    """Fit (and test) ``cfg`` as given; returns the final logged metrics.
 
-    ``overrides``: the command line ``cfg`` was composed from (``cfnet.train``'s own); with them,
-    a ``ckpt_path`` brings its run's own config (``cfnet.cli.run_config.resume_config``). Without
-    them (a config composed in Python), ``cfg`` is used as given.
+    ``overrides``: the command line ``cfg`` was composed from, kept in every checkpoint with the
+    config. ``cfg.ckpt_path``: resume from that checkpoint; ``checkpoint``: its contents, when the
+    caller has read them already (they are not read again, also not by Lightning).
     """
-    if cfg.ckpt_path:  # one clear line for a missing, corrupt, foreign or pickled-code file
+    if cfg.ckpt_path and checkpoint is None:  # one line for a missing, corrupt, foreign file
         checkpoint = read_checkpoint(
             cfg.ckpt_path, "checkpoint to resume from", require=TRAINING_KEYS
         )
-        if overrides is not None:
-            cfg, overrides = resume_config(cfg, checkpoint, overrides)
     check_train_config(cfg)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     callbacks.append(RunConfigCheckpoint(cfg, overrides or []))  # checkpoints carry their config
     loggers = [instantiate(c) for c in cfg.logger.values()] if cfg.get("logger") else []
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    trainer = build_trainer(cfg.trainer, callbacks, loggers)
+    if checkpoint is not None and isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO):
+        trainer.strategy.checkpoint_io.hand_over(cfg.ckpt_path, checkpoint)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.dataset)
     module = instantiate(cfg.module)
@@ -85,14 +87,34 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
     return metrics
 
 
-@checked_groups
-@in_run_dir_of_checkpoint
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    with user_errors():
-        metrics = train(cfg, task_overrides())
-    # for Hydra sweepers that optimise a value (a run resumed from before the key: val/mIoU)
+def run(
+    cfg: DictConfig, overrides: list[str], checkpoint: dict[str, Any] | None = None
+) -> float | None:
+    """A run as the command line asks for it: ``cfg`` composed by Hydra from ``overrides``; with
+    a ``ckpt_path`` (``checkpoint``: its contents, when read already), the run continues with its
+    own config (``cfnet.cli.run_config.resume_config``). Returns the metric the run optimises
+    (``optimized_metric``: the resumed run's own; a run from before the key: val/mIoU), for
+    Hydra's sweepers."""
+    if cfg.ckpt_path:
+        if checkpoint is None:
+            checkpoint = read_checkpoint(
+                cfg.ckpt_path, "checkpoint to resume from", require=TRAINING_KEYS
+            )
+        cfg, overrides = resume_config(cfg, checkpoint, overrides)
+    metrics = train(cfg, overrides, checkpoint)
     return metrics.get(cfg.get("optimized_metric", "val/mIoU"))
+
+
+def main() -> float | None:
+    """``python -m cfnet.train``: a ``ckpt_path`` on the command line is read once, before Hydra
+    makes a run dir (``ResumeFromCommandLine``: the run continues in the checkpoint's run dir)."""
+    resume = ResumeFromCommandLine()
+
+    def fit_and_test(cfg: DictConfig) -> float | None:
+        checkpoint = resume.checkpoint(cfg.ckpt_path) if cfg.ckpt_path else None
+        return run(cfg, task_overrides(), checkpoint)
+
+    return hydra_main("train", fit_and_test, before=resume.run_dir_overrides)()
 
 
 if __name__ == "__main__":

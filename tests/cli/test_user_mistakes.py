@@ -8,7 +8,7 @@ without ``+``) name the closest existing key. All calls run in one interpreter
 
 from __future__ import annotations
 
-from support.cli import run_cli_batch
+from support.cli import run_cli, run_cli_batch
 
 MISTAKES = [  # (entry point, arguments, the one line on stderr)
     (
@@ -47,6 +47,17 @@ MISTAKES = [  # (entry point, arguments, the one line on stderr)
         ],
         "error: callbacks.extra.patiense: EarlyStopping has no argument 'patiense'; did you mean "
         "callbacks.extra.patience?",
+    ),
+    (  # the same with --cfg job (Hydra would print the config): the same line
+        "cfnet.train",
+        ["model.head=4", "--cfg", "job"],
+        "error: model.head: no such key in the train config; did you mean model.heads?",
+    ),
+    (  # --cfg prints a config whose mandatory values may be unset: only the keys are checked
+        "cfnet.evaluate",
+        ["--cfg", "job", "dataset.eval_batch_sise=2"],
+        "error: dataset.eval_batch_sise: no such key in the evaluate config; did you mean "
+        "dataset.eval_batch_size?",
     ),
     (
         "cfnet.train",
@@ -98,6 +109,12 @@ def test_each_mistake_is_one_line_with_what_to_type_and_leaves_no_run_dir(tmp_pa
         assert result.returncode == 2, where
         assert result.stderr.splitlines() == [line], where
     assert not runs.exists()
+
+
+def test_cfg_job_without_a_mandatory_value_prints_the_config():
+    """--cfg shows the config as composed: ``ckpt_path: ???`` is not a mistake there."""
+    result = run_cli("cfnet.evaluate", "--cfg", "job")
+    assert "ckpt_path: ???" in result.stdout and result.stderr == ""
 
 
 def test_refused_runs_leave_no_run_dir(tmp_path):

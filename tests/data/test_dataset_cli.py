@@ -40,7 +40,14 @@ def test_pascal_voc_stats_train_evaluate_export(tmp_path):
         f"hydra.run.dir={evaluation}",
     )
     metrics = read_json(evaluation / "metrics" / "val.json")
-    assert metrics["protocol"].startswith("slide, scales [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]")
+    assert metrics["protocol"] == {  # conf/inference/ms_flip.yaml on base 16, crop 12
+        "name": "ms_flip",
+        "scales": [0.5, 0.75, 1.0, 1.25, 1.5, 1.75],
+        "base_size": 16,
+        "crop": 12,
+        "stride": 8,  # 2/3 of the crop
+        "flip": True,
+    }
     assert metrics["labelled_pixels"] == int(counts[:21].sum())
 
     images = root / "VOCdevkit" / "VOC2012" / "JPEGImages"

@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from cfnet.evaluation.inference import SegmentationInference, resize, sliding_logits, window_starts
-from support.configs import CONF_DIR, compose_model
+from support.configs import CONF_DIR, compose_config, compose_model
 
 PAD = torch.tensor([-2.0, -1.5, -1.8])
 
@@ -144,6 +144,20 @@ def test_presets_compose_with_the_datasets_scales():
     assert instantiate(city.inference).scales == [0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25]
     single = instantiate(slide.inference)
     assert single.scales == [1.0] and not single.flip and single.passes == 1
+    # what metrics/<split>.json records (docs/inference.md): VOC's base 520, crop 480, 2/3 stride
+    assert ms.protocol() == {
+        "name": "ms_flip", "scales": [0.5, 0.75, 1.0, 1.25, 1.5, 1.75], "base_size": 520,
+        "crop": 480, "stride": 320, "flip": True,
+    }  # fmt: skip
+    assert single.protocol() == {
+        "name": "slide", "scales": [1.0], "base_size": 520, "crop": 480, "stride": 320,
+        "flip": False,
+    }  # fmt: skip
+    whole = instantiate(compose_config("evaluate", ["ckpt_path=x"]).inference)
+    assert whole.protocol() == {
+        "name": "whole", "scales": None, "base_size": None, "crop": None, "stride": None,
+        "flip": False,
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(

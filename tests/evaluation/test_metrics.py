@@ -107,19 +107,22 @@ def test_the_metrics_file_holds_each_figure_once_in_the_documented_schema(tmp_pa
     target = torch.tensor([[0, 0, 1, 1], [2, 2, 255, 255]])
     pred = torch.tensor([[0, 1, 1, 1], [2, 0, 2, 0]])
     s = _scores([pred[None]], [target[None]], 4, {"pair": [1, 2]})
-    json_path, _ = s.save(tmp_path, "val", "val", protocol="whole")
+    protocol = {"name": "slide", "scales": [1.0], "base_size": 8, "crop": 4, "stride": 2}
+    json_path, _ = s.save(tmp_path, "val", "val", protocol=protocol | {"flip": False})
     data = json.loads(json_path.read_text())
     assert set(data) == {"pixAcc", "mIoU", "mIoU_pair", "class_iou", "labelled_pixels", "protocol"}
     assert data["pixAcc"] == pytest.approx(4 / 6)
     assert data["mIoU"] == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
     assert data["mIoU_pair"] == pytest.approx((2 / 3 + 1 / 2) / 2)
     assert data["class_iou"] == pytest.approx({"c0": 1 / 3, "c1": 2 / 3, "c2": 1 / 2, "c3": None})
-    assert data["labelled_pixels"] == 6 and data["protocol"] == "whole"
+    assert data["labelled_pixels"] == 6
+    assert data["protocol"] == protocol | {"flip": False}
     assert read_scores(json_path) == data  # a current file is read as it is
 
 
 def test_a_metrics_file_in_the_old_spelling_is_read_in_the_current_schema(tmp_path):
-    # written by cfnet before the schema: the headline twice, the groups as a dict
+    # written by cfnet before the schema: the headline twice, the groups as a dict, the protocol
+    # as a line of text
     old = {
         "pixAcc": 0.9, "mIoU": 0.6, "mIoU_ambiguous": 0.5,
         "pixel_accuracy": 0.9, "mean_iou": 0.6, "group_miou": {"ambiguous": 0.5},

@@ -1,17 +1,17 @@
-"""The command line, checked before a run starts: config-group options, unknown keys (with the
-closest existing key) and missing mandatory values, each refused in one line before Hydra composes
-the config and makes a run dir."""
+"""The command line, parsed as Hydra parses it, and checked before a run starts: config-group
+options, unknown keys (with the closest existing key) and missing mandatory values, each refused in
+one line before Hydra composes the config and makes a run dir."""
 
 from __future__ import annotations
 
+import argparse
 import difflib
-import functools
 import inspect
 import io
 import re
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import redirect_stderr
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,26 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig
 
 from cfnet.cli.config import CONFIG_DIR
-from cfnet.cli.errors import user_errors
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """A command line as Hydra reads it: its options (``--cfg``, ``-m``, ...) and its overrides."""
+
+    options: argparse.Namespace
+    overrides: list[Override]
+
+
+def parse_command_line(argv: list[str]) -> CommandLine | None:
+    """``argv`` (``sys.argv[1:]``) parsed with Hydra's own parser, before Hydra runs; None when
+    it is malformed, which Hydra then reports in its own words."""
+    try:
+        with redirect_stderr(io.StringIO()):  # argparse's usage text: Hydra prints it itself
+            options, _ = get_args_parser().parse_known_args(argv)
+        overrides = OverridesParser.create().parse_overrides(options.overrides)
+    except (Exception, SystemExit):
+        return None
+    return CommandLine(options, overrides)
 
 
 def group_options(group_dir: Path) -> list[str]:
@@ -41,13 +60,8 @@ def check_group_choices(argv: list[str], config_dir: str = CONFIG_DIR) -> None:
     Hydra reports an unknown option over many lines (every file in the folder, partials included,
     and the search path), before any cfnet code runs; this says it in one line, first.
     """
-    try:
-        with redirect_stderr(io.StringIO()):  # argparse's usage text: Hydra prints it itself
-            args, _ = get_args_parser().parse_known_args(argv)
-        overrides = OverridesParser.create().parse_overrides(args.overrides)
-    except (Exception, SystemExit):  # malformed command line: Hydra reports it in its words
-        return
-    for override in overrides:
+    command_line = parse_command_line(argv)
+    for override in command_line.overrides if command_line else []:
         group = override.key_or_group
         group_dir = Path(config_dir) / group
         # (hydra/...: options come from Hydra's plugins too, e.g. hydra/launcher=submitit_slurm)
@@ -126,20 +140,19 @@ def check_command_line(argv: list[str], config_name: str, config_dir: str = CONF
     """Compose the config as Hydra will, before Hydra makes a run dir, and refuse in one line:
     an override of a key the config does not have (naming the closest existing key, where
     Hydra would suggest ``+key=...``, which only fails later), and a mandatory value (``???``)
-    left unset (naming it, with the entry point's usage line as the example)."""
+    left unset (naming it, with the entry point's usage line as the example). With ``--cfg``
+    (Hydra prints the config instead of running) the keys are checked, not the values."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     if GlobalHydra.instance().is_initialized():  # called from inside Hydra: it has composed
         return
-    try:
-        with redirect_stderr(io.StringIO()):
-            args, _ = get_args_parser().parse_known_args(argv)
-        overrides = OverridesParser.create().parse_overrides(args.overrides)
-    except (Exception, SystemExit):  # malformed command line: Hydra reports it in its words
+    command_line = parse_command_line(argv)
+    if command_line is None:
         return
-    if args.cfg or args.help or args.hydra_help or args.info or args.config_dir or args.config_path:
-        return  # Hydra prints, not runs; or a config this check does not know
+    args, overrides = command_line.options, command_line.overrides
+    if args.help or args.hydra_help or args.info or args.config_dir or args.config_path:
+        return  # Hydra prints its help, or a config this check does not know
     config_name = args.config_name or config_name
     if not (Path(config_dir) / f"{config_name}.yaml").is_file():
         return
@@ -175,7 +188,7 @@ def check_command_line(argv: list[str], config_name: str, config_dir: str = CONF
             hints += [hint] if hint else []
     if hints:
         raise ValueError("; ".join(hints))
-    missing = list(_key_paths(cfg, missing=True))
+    missing = [] if args.cfg else list(_key_paths(cfg, missing=True))
     if missing:
         usage = _usage(Path(config_dir) / f"{config_name}.yaml")
         raise ValueError(
@@ -217,21 +230,3 @@ def _usage(config_file: Path) -> str | None:
     if not first.startswith("# python -m"):
         return None
     return " ".join(re.sub(r"\[[^\]]*\]", "", first.lstrip("# ")).split())
-
-
-def checked_groups(main: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a ``@hydra.main`` function: on the command line (no arguments), the config-group
-    options (``check_group_choices``), the keys and the mandatory values (``check_command_line``)
-    are checked before Hydra composes the config and makes a run dir. The config is the one
-    named like the entry point's file (``cfnet/export.py`` → ``conf/export.yaml``)."""
-    config_name = Path(inspect.unwrap(main).__code__.co_filename).stem
-
-    @functools.wraps(main)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        if not args and not kwargs:
-            with user_errors():
-                check_group_choices(sys.argv[1:])
-                check_command_line(sys.argv[1:], config_name)
-        return main(*args, **kwargs)
-
-    return run

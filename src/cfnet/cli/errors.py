@@ -81,18 +81,20 @@ def user_errors() -> Iterator[None]:
         message = _message(err)
         if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        discard_refused_run_dir()
+        discard_empty_run_dir()
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
-def discard_refused_run_dir() -> None:
-    """Remove the run dir of a single run refused before it made anything: Hydra creates the dir
+def discard_empty_run_dir() -> None:
+    """Remove the run dir of a single run that made nothing in it: Hydra creates the dir
     (``.hydra/`` and the job's log) before cfnet sees the config, and Lightning's CSV logger
     writes ``csv/hparams.yaml`` as a failed run ends, so a refused run (a bad value, a missing
-    checkpoint, a wrong dataset root) would leave an empty-looking ``outputs/<name>/<time>/``.
-    A dir holding any other file (a checkpoint, metrics, a curve) is kept, and so is the working
-    directory itself and every sweep's job dir (``report`` lists failed jobs)."""
+    checkpoint, a wrong dataset root), and a command that wrote elsewhere or nothing
+    (``cfnet.export output=<dir>``, ``cfnet.stats``), would leave an empty-looking
+    ``outputs/<name>/<time>/``. A dir holding any other file (a checkpoint, metrics, a curve) is
+    kept, and so is the working directory itself and every sweep's job dir (``report`` lists
+    failed jobs)."""
     if not HydraConfig.initialized():
         return
     hydra_cfg = HydraConfig.get()

@@ -8,7 +8,7 @@ Every checkpoint ``cfnet.train`` writes carries its run's composed config, overr
   names a ``dataset=`` (then that one, whole) or ``dataset.*`` keys (then those, on top of the
   checkpoint's); a geometry that differs from the training data is said in one line.
 * ``train ckpt_path=…`` (``resume_config``) continues the run with the run's own config in the
-  run's own dir (``run_dir_overrides``, before Hydra makes a new dir), whatever the command line
+  run's own dir (``ResumeFromCommandLine``, before Hydra makes a new dir), whatever the command line
   composed by default; an override that would change the run (model, data, schedule) is refused
   in one line naming the keys, and a few that only change where or how it runs are allowed
   (``RESUME_ALLOWED``).
@@ -16,23 +16,24 @@ Every checkpoint ``cfnet.train`` writes carries its run's composed config, overr
 
 from __future__ import annotations
 
-import functools
-import io
-import sys
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import redirect_stderr
+import os
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from cfnet.cli.command_line import parse_command_line
 from cfnet.utils.checkpoint_files import TRAINING_KEYS, read_checkpoint
 from cfnet.utils.run_record import run_record
 
-# Keys of the dataset config that say how it is read, not what the data is: left out of the
-# "differs from the training data" line.
+# Keys of the dataset config that say how it is read or which part of it, not what the data is:
+# left out of the "differs from the training data" line (docs/evaluation.md).
 DATASET_RUNTIME_KEYS = frozenset(
     {
         "root",
+        "splits",  # which list files a split reads
+        "sizes",  # the synthetic dataset's images per split
+        "seed",  # the synthetic dataset's generator seed (as root: which instance of the data)
         "num_workers",
         "loader_timeout",
         "batch_size",
@@ -104,7 +105,7 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[An
 
 
 def dataset_from_checkpoint(
-    cfg: DictConfig, ckpt_path: str, own_keys: Iterable[str] = ()
+    cfg: DictConfig, ckpt_path: str, checkpoint: dict[str, Any], own_keys: Iterable[str] = ()
 ) -> str | None:
     """Replace ``cfg.dataset`` by the dataset config the checkpoint was trained with, in place.
 
@@ -115,7 +116,6 @@ def dataset_from_checkpoint(
     line to print about it; None when the checkpoint says nothing of its data (written before
     cfnet stored it, and not in its run dir): ``cfg.dataset`` then stays as composed.
     """
-    checkpoint = read_checkpoint(ckpt_path)
     record = run_record(ckpt_path, checkpoint)
     if record is None or "dataset" not in record.config:
         return None
@@ -153,10 +153,22 @@ def dataset_from_checkpoint(
     }
     line = f"dataset: {cfg.dataset.name} {used}"
     if differs:
-        what = ", ".join(f"{k} {old} → {new}" for k, (old, new) in differs.items())
+        shown = [f"{k} {_short(old)} → {_short(new)}" for k, (old, new) in differs.items()]
+        if len(shown) > DIFFERENCES_SHOWN:
+            more = len(shown) - DIFFERENCES_SHOWN
+            shown = [*shown[:DIFFERENCES_SHOWN], f"and {more} more"]
         line += f"; differs from the training data ({trained.name}, config from "
-        line += f"{record.source}): {what}"
+        line += f"{record.source}): {', '.join(shown)}"
     return line
+
+
+DIFFERENCES_SHOWN = 6  # keys the "differs" line names (then "and N more"): it stays one line
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """A config value as the "differs" line shows it: a long list is cut short."""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # ---- train: resume with the run's own config, in its own dir --------------------------------
@@ -164,47 +176,45 @@ def _hydra_quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def run_dir_overrides(argv: list[str]) -> list[str]:
-    """Hydra overrides that make ``train ckpt_path=<run>/…`` run in ``<run>`` again.
+class ResumeFromCommandLine:
+    """``train ckpt_path=<run>/…`` on the command line: the checkpoint is read once, before Hydra
+    composes, and its contents go on to the run (``checkpoint``) instead of being read again.
 
-    Added to the command line before Hydra composes (and creates its run dir): the checkpoint's
-    own run dir, and no ``.hydra/`` output (the run's record of how it was started stays as it
-    was). Nothing when the command line names a run dir, sweeps, or the checkpoint lies outside
-    a run dir.
+    ``run_dir_overrides`` (``cfnet.cli.entry_point.hydra_main``'s ``before``) reads it -- a
+    missing or unreadable file is refused in one line before Hydra makes a run dir -- and returns
+    the Hydra overrides that make the run continue in the checkpoint's own run dir, with no
+    ``.hydra/`` output (the run's record of how it was started stays as it was): nothing when the
+    command line names a run dir, sweeps, or the checkpoint lies outside a run dir.
     """
-    from hydra._internal.utils import get_args_parser
 
-    try:
-        with redirect_stderr(io.StringIO()):
-            args, _ = get_args_parser().parse_known_args(argv)
-        overrides = _parsed(args.overrides)
-    except (Exception, SystemExit):  # malformed: Hydra reports it in its words
-        return []
-    if args.multirun or any(o.key_or_group.startswith("hydra.run") for o in overrides):
-        return []
-    ckpt = next((o.value() for o in overrides if o.key_or_group == "ckpt_path"), None)
-    if not ckpt or not isinstance(ckpt, str):
-        return []
-    checkpoint = read_checkpoint(ckpt, "checkpoint to resume from", require=TRAINING_KEYS)
-    record = run_record(ckpt, checkpoint)
-    if record is None or record.run_dir is None:
-        return []
-    return [f"hydra.run.dir={_hydra_quote(str(record.run_dir))}", "hydra.output_subdir=null"]
+    def __init__(self) -> None:
+        self._read: tuple[str, dict[str, Any]] | None = None  # (absolute path, contents)
 
+    def run_dir_overrides(self, argv: list[str]) -> list[str]:
+        command_line = parse_command_line(argv)
+        if command_line is None or command_line.options.multirun:
+            return []  # malformed: Hydra reports it; a sweep: each job reads its own
+        overrides = command_line.overrides
+        ckpt = next((o.value() for o in overrides if o.key_or_group == "ckpt_path"), None)
+        if not ckpt or not isinstance(ckpt, str):
+            return []
+        checkpoint = read_checkpoint(ckpt, "checkpoint to resume from", require=TRAINING_KEYS)
+        self._read = (os.path.abspath(os.path.expanduser(ckpt)), checkpoint)
+        if any(o.key_or_group.startswith("hydra.run") for o in overrides):
+            return []
+        record = run_record(ckpt, checkpoint)
+        if record is None or record.run_dir is None:
+            return []
+        return [f"hydra.run.dir={_hydra_quote(str(record.run_dir))}", "hydra.output_subdir=null"]
 
-def in_run_dir_of_checkpoint(main: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a ``@hydra.main`` function: on the command line, a resume runs in its own run dir."""
-
-    @functools.wraps(main)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        if not args and not kwargs:
-            from cfnet.cli.errors import user_errors
-
-            with user_errors():  # a missing / unreadable checkpoint: one line, no run dir made
-                sys.argv += run_dir_overrides(sys.argv[1:])
-        return main(*args, **kwargs)
-
-    return run
+    def checkpoint(self, ckpt_path: str) -> dict[str, Any]:
+        """The contents of ``ckpt_path``: those read from the command line when it is that file
+        (handed over once), else read now."""
+        path = os.path.abspath(os.path.expanduser(ckpt_path))
+        if self._read is not None and self._read[0] == path:
+            checkpoint, self._read = self._read[1], None
+            return checkpoint
+        return read_checkpoint(ckpt_path, "checkpoint to resume from", require=TRAINING_KEYS)
 
 
 def _allowed(key: str) -> bool:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -127,6 +128,8 @@ class SegmentationInference:
     ``crop_size`` and ``stride_rate`` define the sliding windows; ``batch_size`` is how many
     windows (of a pass and its mirrored pass) one forward runs: the results are the same up to
     float rounding, and an accelerator runs many windows at once in about the time of one.
+    ``name`` is the preset's (``inference=<name>``; ``custom`` for one built in Python): metrics
+    files record it with the settings (``protocol``).
     """
 
     def __init__(
@@ -139,6 +142,7 @@ class SegmentationInference:
         crop_size: int,
         stride_rate: float,
         batch_size: int = 8,
+        name: str = "custom",
     ) -> None:
         one_of("inference.mode", mode, MODES)
         if scales is not None and (not scales or any(s <= 0 for s in scales)):
@@ -146,21 +150,36 @@ class SegmentationInference:
         if not 0 < stride_rate <= 1:
             raise ValueError(f"inference.stride_rate must be in (0, 1], got {stride_rate}")
         self.batch_size = positive_int("inference.batch_size", batch_size)
-        self.mode, self.flip = mode, flip
+        self.name, self.mode, self.flip = name, mode, flip
         self.scales = None if scales is None else [float(s) for s in scales]
         self.base_size, self.crop_size = base_size, crop_size
         self.stride = max(int(crop_size * stride_rate), 1)
 
+    def protocol(self) -> dict[str, Any]:
+        """What produced the numbers, as ``metrics/<split>.json`` records it: the preset's
+        ``name``, the ``scales`` (None: the original size) of ``base_size`` (None without
+        scales), the sliding windows' ``crop`` and ``stride`` in pixels (None: the whole image in
+        one pass) and ``flip`` (the mirrored image added)."""
+        sliding = self.mode == "slide"
+        return {
+            "name": self.name,
+            "scales": self.scales,
+            "base_size": None if self.scales is None else self.base_size,
+            "crop": self.crop_size if sliding else None,
+            "stride": self.stride if sliding else None,
+            "flip": self.flip,
+        }
+
     def describe(self) -> str:
-        """One line for reports: what protocol produced the numbers."""
-        scales = (
-            "original size"
-            if self.scales is None
-            else (f"scales {self.scales} × base {self.base_size}")
-        )
-        parts = [self.mode, scales]
-        if self.mode == "slide":
-            parts.append(f"crop {self.crop_size} stride {self.stride}")
+        """One line for reports' titles: the ``protocol`` in words."""
+        protocol = self.protocol()
+        parts = [self.mode]
+        if protocol["scales"] is None:
+            parts.append("original size")
+        else:
+            parts.append(f"scales {protocol['scales']} × base {protocol['base_size']}")
+        if protocol["crop"] is not None:
+            parts.append(f"crop {protocol['crop']} stride {protocol['stride']}")
         if self.flip:
             parts.append("flip")
         return ", ".join(parts)

@@ -14,11 +14,18 @@ it is reported as null and left out of the mean rather than counted as 0.
       "mIoU_<group>": 0.7449,           # one per class group of the dataset, e.g. mIoU_ambiguous
       "class_iou": {"<class>": 0.97 | null, ...},   # in the dataset's class order
       "labelled_pixels": 9216000,       # pixels that counted (ignore-index pixels excluded)
-      "protocol": "whole"               # only when written by cfnet.evaluate / the test loop
+      "protocol": {                     # only when written by cfnet.evaluate (an inference preset)
+        "name": "ms_flip",              #   inference=<name>
+        "scales": [0.5, ..., 1.75],     #   of base_size, long side; null: the original size
+        "base_size": 520,               #   null when scales is null
+        "crop": 512, "stride": 341,     #   sliding windows, pixels; null: the whole image at once
+        "flip": true                    #   the mirrored image added
+      }
     }
 
 Files written before this schema also held ``pixel_accuracy``, ``mean_iou`` and ``group_miou``
-(the same numbers again); :func:`read_scores` accepts them and returns the schema above.
+(the same numbers again), and ``protocol`` as a line of text; :func:`read_scores` accepts them
+(the numbers in the schema above, the text as it was).
 """
 
 from __future__ import annotations
@@ -43,6 +50,11 @@ def confusion_matrix(num_classes: int, ignore_index: int) -> MulticlassConfusion
 
 @dataclass(frozen=True)
 class SegmentationScores:
+    """The scores of one split, from the confusion matrix summed over the split (and over
+    processes): pixel accuracy, per-class IoU (None for a class absent from both prediction and
+    ground truth), their mean, and the mean over each named class group. Logged as ``summary()``,
+    printed as a table, saved as ``metrics/<split>.{json,md}`` (the module docstring's schema)."""
+
     pixel_accuracy: float
     mean_iou: float
     class_iou: dict[str, float | None]
@@ -94,7 +106,7 @@ class SegmentationScores:
         return "\n".join(lines) + "\n"
 
     def save(
-        self, directory: Path, stem: str, title: str, protocol: str | None = None
+        self, directory: Path, stem: str, title: str, protocol: dict[str, Any] | None = None
     ) -> tuple[Path, Path]:
         """Write ``<stem>.json`` (the schema in the module docstring: each figure once) and
         ``<stem>.md``."""

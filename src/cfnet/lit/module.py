@@ -163,12 +163,20 @@ class SegmentationModule(L.LightningModule):
         return images.to(memory_format=torch.channels_last) if self.channels_last else images
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> SegmentationModule:
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        map_location: str = "cpu",
+        contents: dict[str, Any] | None = None,
+    ) -> SegmentationModule:
         """Rebuild from a checkpoint alone, reading tensors and plain data only (no pickle code).
 
-        The backbone's ``pretrained`` file is not needed (its weights are in the checkpoint).
+        ``contents``: the checkpoint as the caller has read it already (not read again; ``path``
+        then only names it in errors). The backbone's ``pretrained`` file is not needed (its
+        weights are in the checkpoint).
         """
-        ckpt = read_checkpoint(path)  # weights_only; one-line errors that name the file
+        # weights_only; one-line errors that name the file
+        ckpt = read_checkpoint(path) if contents is None else contents
         if not isinstance(ckpt, dict) or not {"hyper_parameters", "state_dict"} <= ckpt.keys():
             raise ValueError(
                 f"{str(path)!r} is not a cfnet checkpoint (no hyper_parameters and state_dict)"

@@ -48,8 +48,9 @@ class SegmentationReport(L.Callback):
             return
         name = self.test_name if stage == "test" else stage
         model = module.hparams.model["_target_"].rsplit(".", 1)[-1]
-        protocol = module.inference.describe() if module.inference is not None else None
-        title = f"{name} · {model}" + (f" · {protocol}" if protocol else "")
+        inference = module.inference
+        title = f"{name} · {model}" + (f" · {inference.describe()}" if inference else "")
+        protocol = inference.protocol() if inference else None
         json_path, md_path = module.scores[stage].save(self.output_dir, name, title, protocol)
         if show:
             self.console.print(rich_table(module.scores[stage], title))
