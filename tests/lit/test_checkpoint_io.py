@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cfnet.lit.checkpoint_io import PARTIAL_PREFIX, AtomicCheckpointIO
+from cfnet.lit.checkpoint_io import AtomicCheckpointIO
+from cfnet.utils.atomic import PARTIAL_PREFIX
 from cfnet.utils.checkpoint_files import read_checkpoint
 from support.cli import run_cli_batch
 from support.configs import compose_config

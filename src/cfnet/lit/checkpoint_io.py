@@ -6,8 +6,8 @@ atomic -- only when ``$TMPDIR`` is on the run dir's filesystem; on a cluster wit
 ``/tmp`` and a shared output filesystem the move is a copy into the final path, so a job killed
 during the copy leaves a truncated ``last.ckpt`` where the previous good one was (and nothing is
 fsync'ed either way). ``AtomicCheckpointIO`` streams the checkpoint into a temporary file next to
-the target, fsyncs it, ``os.replace``-s it over the target and fsyncs the directory: a reader sees
-the old file or the new one, never a part of one.
+the target, fsyncs it, ``os.replace``-s it over the target and fsyncs the directory
+(``cfnet.utils.atomic``, durable): a reader sees the old file or the new one, never a part of one.
 
 Reading: a checkpoint the entry point has read already (``cfnet.train``'s resume, read once
 before the run to find its config and run dir) is handed over (``hand_over``), and Lightning's
@@ -17,7 +17,6 @@ resume gets those contents instead of reading the file a second time.
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,7 @@ from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-# Temporary files of an unfinished write; no "ckpt_" in the name, so Lightning's scan for
-# ``hpc_ckpt_<N>.ckpt`` versions never mistakes one for a checkpoint.
-PARTIAL_PREFIX, PARTIAL_SUFFIX = ".cfnet-write-", ".partial"
+from cfnet.utils.atomic import write_atomically
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -64,26 +61,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.parent / f"{PARTIAL_PREFIX}{secrets.token_hex(8)}{PARTIAL_SUFFIX}"
-        # O_EXCL: a new file of our own; mode 0o666 less the umask, as open() would give it.
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                torch.save(checkpoint, file)  # streamed: no second copy of it in memory
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(partial, path)
-        except BaseException:
-            Path(partial).unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)  # the rename itself survives a crash
+        write_atomically(Path(path), lambda tmp: _stream(checkpoint, tmp), durable=True)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _stream(checkpoint: dict[str, Any], path: Path) -> None:
+    """``checkpoint`` serialised straight into a new file (no second copy of it in memory)."""
+    with open(path, "xb") as file:
+        torch.save(checkpoint, file)
