@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from cfnet.analysis import notebook, viz
 
@@ -43,16 +44,28 @@ def test_runs_are_found_or_refused_with_the_path(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     for name in ("best-epoch001.ckpt", "best-epoch003.ckpt", "last.ckpt"):
         (tmp_path / "checkpoints" / name).write_bytes(b"")
-    best = notebook.best_checkpoint(tmp_path)
-    assert best.name == "best-epoch003.ckpt"
-    with pytest.raises(FileNotFoundError, match=r"is not inside a cfnet\.train run dir"):
-        notebook.run_dir_of(best)
+    assert notebook.best_checkpoint(tmp_path).name == "best-epoch003.ckpt"
+
+
+def test_a_checkpoints_run_is_the_one_it_stores(tmp_path):
+    """The run dir it lies in, with the config the checkpoint stores (not a .hydra/config.yaml
+    that says otherwise); a checkpoint away from its run dir is refused, naming it."""
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("dataset: {image_size: 96}\n")
+    stored = {"config": "dataset: {image_size: 64}\n", "overrides": [], "run_dir": str(run)}
+    best = run / "checkpoints" / "best-epoch003.ckpt"
+    best.parent.mkdir()
+    torch.save({"cfnet_run": stored}, best)
+    found = notebook.trained_run(best)
+    assert found.run_dir == run and found.config.dataset.image_size == 64
+    moved = tmp_path / "elsewhere" / "best.ckpt"
+    moved.parent.mkdir()
+    moved.write_bytes(best.read_bytes())
+    with pytest.raises(FileNotFoundError, match=r"best\.ckpt' is not in the run dir"):
+        notebook.trained_run(moved)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        notebook.run_dir_of(tmp_path / "nope.ckpt")
-    (tmp_path / ".hydra").mkdir()
-    (tmp_path / ".hydra" / "config.yaml").write_text("dataset: {image_size: 96}\n")
-    assert notebook.run_dir_of(best) == tmp_path.resolve()
-    assert notebook.run_config(tmp_path).dataset.image_size == 96
+        notebook.trained_run(tmp_path / "nope.ckpt")
 
 
 def test_budget_is_full_by_default_smoke_on_request_and_nothing_else(monkeypatch):

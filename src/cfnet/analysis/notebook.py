@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from omegaconf import DictConfig, OmegaConf
+from cfnet.utils.checkpoint_files import read_checkpoint
+from cfnet.utils.run_record import RunRecord, run_record
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -108,20 +109,15 @@ def best_checkpoint(run_dir: Path) -> Path:
     return found[-1]
 
 
-def run_dir_of(checkpoint: str | Path) -> Path:
-    """The run dir of a checkpoint in the standard layout ``<run dir>/checkpoints/<name>.ckpt``."""
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"checkpoint {str(checkpoint)!r} does not exist")
-    run_dir = checkpoint.resolve().parents[1]
-    if not (run_dir / ".hydra" / "config.yaml").is_file():
+def trained_run(checkpoint: str | Path) -> RunRecord:
+    """What ``checkpoint`` says about the ``cfnet.train`` run that wrote it
+    (``cfnet.utils.run_record``): its config, whose dataset settings the notebooks render scenes
+    with, and its run dir, whose curves (``csv/metrics.csv``) and scores (``metrics/``) they
+    draw."""
+    record = run_record(checkpoint, read_checkpoint(checkpoint))
+    if record is None or record.run_dir is None:
         raise FileNotFoundError(
-            f"{str(checkpoint)!r} is not inside a cfnet.train run dir (no "
-            f"{run_dir / '.hydra' / 'config.yaml'}): the notebooks read the run's dataset settings"
+            f"{str(checkpoint)!r} is not in the run dir of the cfnet.train run that wrote it: the "
+            "notebooks read that run's curves and scores"
         )
-    return run_dir
-
-
-def run_config(run_dir: Path) -> DictConfig:
-    """The composed config a run was trained with (``<run dir>/.hydra/config.yaml``)."""
-    return OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")  # type: ignore[return-value]
+    return record
