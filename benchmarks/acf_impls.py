@@ -8,7 +8,7 @@ the reported peak is the growth of that high-water mark over the step, i.e. the 
     python benchmarks/acf_impls.py                      # table on stdout + benchmarks/results/
     python benchmarks/acf_impls.py --sizes 512 --reps 5
 
-Not a test: numbers depend on the machine. Results are saved with the machine description.
+Not a test: numbers depend on the machine, which the results record (``results_files``).
 """
 
 from __future__ import annotations
@@ -16,15 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def _worker(args: argparse.Namespace) -> None:
@@ -79,19 +75,6 @@ def _baseline_rss(args: argparse.Namespace) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def _machine() -> dict[str, object]:
-    import torch
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "cores": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
@@ -109,7 +92,6 @@ def main() -> None:
     parser.add_argument("--output-stride", type=int, default=8)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--out", type=Path, default=RESULTS / "acf_impls.json")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--impl", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -166,12 +148,9 @@ def main() -> None:
     table = "\n".join(lines)
     print()
     print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps({"machine": _machine(), "config": header, "rows": rows}, indent=2) + "\n"
-    )
-    args.out.with_suffix(".md").write_text(table + "\n")
-    print(f"\nsaved {args.out} and {args.out.with_suffix('.md')}")
+    from results_files import save_results  # (not in the workers: their memory is measured)
+
+    save_results("acf_impls", {"config": header, "threads": args.threads, "rows": rows}, table)
 
 
 if __name__ == "__main__":

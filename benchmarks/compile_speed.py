@@ -17,7 +17,8 @@ import time
 import torch
 
 from cfnet.lit.losses import segmentation_loss
-from model_speed import build, markdown, save_results, timed
+from model_speed import build, timed
+from results_files import markdown, save_results
 
 
 def first_call(fn) -> float:
@@ -59,8 +60,7 @@ def rows(reps: int) -> list[dict]:
 
 
 def main() -> None:
-    result = {"command": "python benchmarks/compile_speed.py", "torch": torch.__version__,
-              "rows": rows(reps=3)}  # fmt: skip
+    result = {"rows": rows(reps=3)}
     text = "### torch.compile, CFNet-R50, channels_last + bf16\n\n" + markdown(result["rows"])
     print(text)
     save_results("compile_speed", result, text + "\n")

@@ -4,7 +4,8 @@
    run for typical images of each dataset (VOC 500×375, ADE20K 683×512, Cityscapes 2048×1024),
    with the datasets' own base / crop size and scales from conf/.
 2. Measured on this machine: seconds per image of each protocol for a checkpoint on images of a
-   given size (default: the quickstart checkpoint of ``make train`` on its 160² images).
+   given size, with a dataset's protocol settings (default: 520², the long side at which the paper
+   evaluates VOC, Context and ADE20K, with VOC's base 520 / crop 480 windows).
 
     python benchmarks/eval_protocol.py [--ckpt outputs/default/<time>/checkpoints/best-*.ckpt]
 
@@ -15,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from hydra.utils import instantiate
 
 import cfnet.cli.config  # noqa: F401  (config resolvers)
 from cfnet.evaluation.inference import SegmentationInference, window_starts
-from model_speed import markdown, save_results
+from results_files import markdown, save_results
 
 ROOT = Path(__file__).resolve().parents[1]
 TYPICAL = {"pascal_voc": (375, 500), "ade20k": (512, 683), "cityscapes": (1024, 2048)}
@@ -147,43 +145,35 @@ def breakdown(ckpt: Path, images: int) -> list[dict]:
 
 
 def checkpoint_record(ckpt: Path) -> dict:
-    """Which checkpoint the timings and mIoUs belong to: its path, the first 16 hex digits of its
-    sha256 (to tell two files of the same name apart) and the commit of the code that read it."""
+    """Which checkpoint the timings and mIoUs belong to: its path and the first 16 hex digits of
+    its sha256 (to tell two files of the same name apart); the code's commit is in the record."""
     digest = hashlib.sha256()
     with ckpt.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    return {"path": str(ckpt), "sha256_16": digest.hexdigest()[:16], "code_commit": commit or None}
+    return {"path": str(ckpt), "sha256_16": digest.hexdigest()[:16]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ckpt", type=Path, help="checkpoint to time (default: skip timing)")
-    parser.add_argument("--dataset", default="synthetic", help="its dataset config (sizes)")
-    parser.add_argument("--size", type=int, default=160, help="square image side to time")
+    parser.add_argument(
+        "--dataset", default="pascal_voc", help="the protocols' settings (base / crop, scales)"
+    )
+    parser.add_argument(
+        "--size", type=int, default=520, help="square image side to time (the paper's base size)"
+    )
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument(
         "--breakdown", type=int, default=0, help="mIoU of each kind of pass on N synthetic images"
     )
     args = parser.parse_args()
 
-    machine = platform.processor() or platform.machine()
-    threads = torch.get_num_threads()
-    report = {
-        "command": " ".join(["python", "benchmarks/eval_protocol.py", *sys.argv[1:]]),
-        "machine": {"cpu": machine, "threads": threads, "torch": torch.__version__},
-    }
-    report["counted"] = counted()
+    report = {"threads": torch.get_num_threads(), "counted": counted()}
     text = "### Forward passes per image (counted)\n\n" + markdown(report["counted"]) + "\n"
     if args.ckpt:
         report["checkpoint"] = checkpoint_record(args.ckpt)
-        text += (
-            f"\nCheckpoint: `{args.ckpt}` (sha256 {report['checkpoint']['sha256_16']}…, "
-            f"code commit {report['checkpoint']['code_commit']}).\n"
-        )
+        text += f"\nCheckpoint: `{args.ckpt}` (sha256 {report['checkpoint']['sha256_16']}…).\n"
         report["measured"] = measured(args.ckpt, args.size, args.images, args.dataset)
         text += (
             f"\n### Seconds per image, {args.size}² images, {args.ckpt.name} "

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -44,7 +43,8 @@ from hydra.utils import instantiate
 
 import cfnet.cli.config  # noqa: F401  (config resolvers)
 from cfnet.data.transforms import normalised_black
-from model_speed import markdown, train_step
+from model_speed import train_step
+from results_files import markdown, save_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("raw", "lightning", "latency", "ms_flip")
@@ -268,15 +268,6 @@ TITLES = {
 }
 
 
-def machine(device: torch.device) -> dict:
-    info = {"device": str(device), "torch": torch.__version__, "python": platform.python_version(),
-            "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-            "load_average_1min": round(os.getloadavg()[0], 1)}  # fmt: skip
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -304,25 +295,18 @@ def main() -> None:
         args.train_steps, args.skip_steps, args.eval_images, args.eval_batches = 3, 1, 1, [8]
     name = f"speed_{device.type}" + ("_compiled" if args.compile == "only" else "")
     name += "_dry_run" if args.dry_run else ""
-    report = {
-        "machine": machine(device),
-        "command": "python benchmarks/gpu_speed.py " + " ".join(sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    }
-    args.results.mkdir(parents=True, exist_ok=True)
+    report = {"device": str(device), "load_average_1min": round(os.getloadavg()[0], 1)}
     sections = {"raw": raw_rows, "lightning": lightning_rows, "latency": latency_rows,
                 "ms_flip": ms_flip_rows}  # fmt: skip
     for key in args.sections:
         if key == "ms_flip" and not args.eager:
             continue  # no compiled variant
         report[key] = sections[key](args, device)
-        text = f"`{report['command']}`; {report['machine']}; {report['date']}.\n\n" + "\n\n".join(
+        text = "\n\n".join(
             f"### {TITLES[k]}\n\n{markdown(report[k])}" for k in SECTIONS if k in report
         )
-        (args.results / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
-        (args.results / f"{name}.md").write_text(text + "\n")
+        save_results(name, report, text, args.results)  # after each section: partial results kept
     print(text)
-    print(f"saved {args.results / name}.json and .md")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from model_speed import markdown as table  # one markdown-table writer for every script
+from results_files import RECORD_KEYS, describe
+from results_files import markdown as table
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -29,8 +30,15 @@ IMAGES = DOCS / "img"
 
 
 def load(name: str) -> dict | None:
+    """``benchmarks/results/<name>.json``, None when absent; a file without the record of its run
+    (``results_files.recorded``: date, commit, machine, torch) is refused."""
     path = RESULTS / f"{name}.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text())
+    if missing := [key for key in RECORD_KEYS if key not in report]:
+        raise ValueError(f"{path} records no {', '.join(missing)}: rerun `{name}` to measure again")
+    return report
 
 
 def plot_acf(acf: dict) -> Path:
@@ -86,6 +94,14 @@ def goals(acf: dict | None, speed: dict | None) -> list[dict]:
         verdict = "not measured" if met is None else ("met" if met else "missed")
         rows.append({"goal": name, "target": target, "measured": value, "verdict": verdict})
 
+    if not acf:
+        goal("fused ACF memory and speed, 1024²", "≥ 10× less memory, ≥ 2× faster than naive",
+             "no results (python benchmarks/acf_impls.py)", None)  # fmt: skip
+    if not speed:
+        goal("CFNet-R50 / FCN-R50 train step, 512²", "≤ 1.15×",
+             "no results (python benchmarks/model_speed.py)", None)  # fmt: skip
+        goal("CFNet-R50 / DeepLabV3-R50 latency, 512²", "≤ 0.9×",
+             "no results (python benchmarks/model_speed.py)", None)  # fmt: skip
     if acf:
         big = max(r["size"] for r in acf["rows"])
         for heads, k in sorted({(r["heads"], r["k"]) for r in acf["rows"]}):
@@ -143,7 +159,7 @@ def render() -> str:
         ]
         parts.append(
             "## Fused vs naive ACF attention\n\n"
-            f"`python benchmarks/acf_impls.py` — {acf['config']}; machine: {acf['machine']}.\n\n"
+            f"{describe(acf)}.\n\n{acf['config']}.\n\n"
             + table(rows)
             + "\n\n![ACF time and memory](img/acf_impls.png)\n"
         )
@@ -154,7 +170,7 @@ def render() -> str:
             ("profile", "Profile: where CFNet's training step goes"),
             ("loader", "Data pipeline throughput"),
         ]
-        text = f"`{speed['command']}`; machine: {speed['machine']}.\n\n"
+        text = f"{describe(speed)}.\n\n"
         for key, title in sections:
             text += f"### {title}\n\n{table(speed[key])}\n\n"
             if key == "profile":
@@ -167,29 +183,30 @@ def render() -> str:
     compiled = load("compile_speed")
     if compiled:
         parts.append(
-            f"## torch.compile\n\n`{compiled['command']}` (torch {compiled['torch']}).\n\n"
-            + table(compiled["rows"])
-            + "\n"
+            f"## torch.compile\n\n{describe(compiled)}.\n\n" + table(compiled["rows"]) + "\n"
         )
     if protocol:
         ckpt = protocol.get("checkpoint")
         measured_on = (
-            f"\nTimed on checkpoint `{ckpt['path']}` (sha256 {ckpt['sha256_16']}…, code commit "
-            f"{ckpt['code_commit']}):\n\n" + table(protocol["measured"]) + "\n"
+            f"\nTimed on checkpoint `{ckpt['path']}` (sha256 {ckpt['sha256_16']}…):\n\n"
+            + table(protocol["measured"])
+            + "\n"
             if ckpt and "measured" in protocol
             else "\nNo checkpoint timed in the committed results "
             "(`python benchmarks/eval_protocol.py --ckpt <best.ckpt>` adds that table).\n"
         )
         parts.append(
-            "## Evaluation protocols\n\n`python benchmarks/eval_protocol.py`; machine: "
-            f"{protocol['machine']}.\n\n" + table(protocol["counted"]) + "\n" + measured_on
+            f"## Evaluation protocols\n\n{describe(protocol)}.\n\n"
+            + table(protocol["counted"])
+            + "\n"
+            + measured_on
         )
     for name, title in (
         ("speed_cuda", "On the GPU (benchmarks/gpu_speed.py)"),
         ("speed_cuda_compiled", "On the GPU, compiled (torch.compile, CUDA graphs)"),
         ("speed_cpu", "Batched evaluation on this CPU (benchmarks/gpu_speed.py)"),
     ):
-        if (RESULTS / f"{name}.md").is_file():  # the tables as the script wrote them
+        if load(name) is not None:  # the tables as the script wrote them, under its record
             parts.append(f"## {title}\n\n" + (RESULTS / f"{name}.md").read_text().rstrip() + "\n")
     return "\n".join(parts)
 

@@ -17,8 +17,6 @@ Prints markdown tables and saves benchmarks/results/model_speed.{json,md}. Not a
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -35,9 +33,9 @@ from PIL import Image
 
 import cfnet.cli.config  # noqa: F401  (config resolvers)
 from cfnet.lit.losses import segmentation_loss
+from results_files import markdown, save_results
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 NUM_CLASSES = 21
 
 
@@ -228,21 +226,6 @@ def loader_rows(crop: int, images: int) -> list[dict]:
              "images_per_s_per_worker": round(count / seconds, 1)}]  # fmt: skip
 
 
-def save_results(name: str, report: dict, text: str) -> None:
-    """``benchmarks/results/<name>.json`` (the numbers) and ``.md`` (the printed tables)."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / f"{name}.md").write_text(text)
-    print(f"saved {RESULTS / name}.json and {RESULTS / name}.md")
-
-
-def markdown(rows: list[dict]) -> str:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
@@ -251,11 +234,7 @@ def main() -> None:
     parser.add_argument("--loader-images", type=int, default=48)
     args = parser.parse_args()
     threads = torch.get_num_threads()
-    report = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "threads": threads,
-                    "torch": torch.__version__, "python": platform.python_version()},
-        "command": "python benchmarks/model_speed.py " + " ".join(sys.argv[1:]),
-    }  # fmt: skip
+    report = {"threads": threads}
     size = max(args.sizes)
     report["train"] = train_rows(args.sizes, args.batch, args.reps)
     report["inference"] = inference_rows(size, args.reps + 1)

@@ -130,10 +130,26 @@ def test_the_page_follows_the_results_so_a_stale_or_edited_table_fails(monkeypat
     make_docs = _make_docs(monkeypatch)
     results = tmp_path / "results"
     shutil.copytree(ROOT / "benchmarks" / "results", results)
-    speed = json.loads((results / "model_speed.json").read_text())
-    speed["inference"][0]["s_per_image"] = 123.456
-    (results / "model_speed.json").write_text(json.dumps(speed))
+    protocol = json.loads((results / "eval_protocol.json").read_text())
+    protocol["counted"][0]["passes"] = 123456
+    (results / "eval_protocol.json").write_text(json.dumps(protocol))
     monkeypatch.setattr(make_docs, "RESULTS", results)
     rendered = make_docs.render()
-    assert "| 123.456 |" in rendered
+    assert "| 123456 |" in rendered
     assert rendered != (ROOT / "docs" / "benchmarks.md").read_text()
+
+
+def test_a_results_file_without_its_record_is_refused(monkeypatch, tmp_path):
+    """Every results file says when, with which code and on which machine its numbers were
+    measured (benchmarks/results_files.py); the page is not rendered from one that does not."""
+    make_docs = _make_docs(monkeypatch)
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "benchmarks" / "results", results)
+    protocol = json.loads((results / "eval_protocol.json").read_text())
+    assert {"date", "commit", "machine", "torch"} <= protocol.keys()
+    assert {"cpu", "cores", "native_bf16", "gpu"} <= protocol["machine"].keys()
+    del protocol["commit"]
+    (results / "eval_protocol.json").write_text(json.dumps(protocol))
+    monkeypatch.setattr(make_docs, "RESULTS", results)
+    with pytest.raises(ValueError, match="eval_protocol.json records no commit"):
+        make_docs.render()
