@@ -106,5 +106,6 @@ def test_dropout_acts_on_features_only_in_training():
 )
 def test_invalid_arguments_name_the_key(kwargs, match):
     args = {"channels": 16, "heads": 2, "k": 2, "phi": "conv", "acf_dropout": 0.0}
+    args["attention_impl"] = "sdpa"
     with pytest.raises(ValueError, match=match):
         ACFModule(**{**args, **kwargs})

@@ -217,15 +217,16 @@ def _defaults(cls: type) -> dict[str, object]:
     return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
 
 
-@pytest.mark.parametrize("part", [FCN, CFNetHead, ACFModule])
-def test_the_parts_share_cfnets_defaults(part):
-    """FCN, the CFNet head and the ACF module carry the paper's defaults too (so each is usable on
-    its own); an argument they share with CFNet (same name = same config key) has CFNet's
-    default, so the paper's values cannot drift apart between the layers."""
-    cfnet, own = _defaults(CFNet), _defaults(part)
-    shared = sorted(set(own) & set(cfnet))
-    assert len(shared) >= 5, shared  # channels, dropout, ...: the comparison is not vacuous
-    assert {k: own[k] for k in shared} == {k: cfnet[k] for k in shared}
+def test_the_heads_paper_defaults_are_stated_once():
+    """CFNet states the head's paper values (H=4, K=2, ...); CFNetHead and ACFModule take every
+    argument explicitly, so the values cannot drift apart between the layers. FCN, a model of its
+    own, carries CFNet's defaults for the arguments they share (same name = same config key)."""
+    assert _defaults(CFNet)["k"] == 2 and _defaults(CFNet)["heads"] == 4
+    assert _defaults(CFNetHead) == {} and _defaults(ACFModule) == {}
+    cfnet, fcn = _defaults(CFNet), _defaults(FCN)
+    shared = sorted(set(fcn) & set(cfnet))
+    assert len(shared) >= 5, shared  # backbone, channels, dropout, ...: not vacuous
+    assert {k: fcn[k] for k in shared} == {k: cfnet[k] for k in shared}
 
 
 def test_paper_model_from_one_argument():

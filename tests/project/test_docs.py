@@ -151,5 +151,5 @@ def test_a_results_file_without_its_record_is_refused(monkeypatch, tmp_path):
     del protocol["commit"]
     (results / "eval_protocol.json").write_text(json.dumps(protocol))
     monkeypatch.setattr(make_docs, "RESULTS", results)
-    with pytest.raises(ValueError, match="eval_protocol.json records no commit"):
+    with pytest.raises(ValueError, match=r"eval_protocol\.json records no commit"):
         make_docs.render()

@@ -180,11 +180,11 @@ class ACFModule(nn.Module):
     def __init__(
         self,
         channels: int,
-        heads: int = 4,
-        k: int = 2,
-        phi: str = "conv",
-        acf_dropout: float = 0.1,
-        attention_impl: AttentionImpl = "sdpa",
+        heads: int,
+        k: int,
+        phi: str,
+        acf_dropout: float,
+        attention_impl: AttentionImpl,
     ) -> None:
         """Args:
         channels: C, the input and output channels (the head's conv5 width).
@@ -196,7 +196,7 @@ class ACFModule(nn.Module):
             (materialises p(c|t), the reference).
 
         The arguments are named as ``CFNet``'s (and the config's ``model.*`` keys), so an error
-        names the key to change.
+        names the key to change; the paper's values are ``CFNet``'s defaults, stated there once.
         """
         super().__init__()
         positive_int("channels", channels)

@@ -77,6 +77,8 @@ class GlobalPooling(nn.Module):
 class CFNetHead(nn.Module):
     """The CFNet head with switchable ACF / global-pooling / Context-Encoding components.
 
+    Every argument is required: the paper's values are ``CFNet``'s defaults, stated there once.
+
     Args:
         in_channels: Channels of the backbone's Res-5 map (2048 for ResNet-50/101).
         num_classes: Classes to predict.
@@ -97,17 +99,18 @@ class CFNetHead(nn.Module):
         self,
         in_channels: int,
         num_classes: int,
-        channels: int = 512,
-        heads: int = 4,
-        k: int = 2,
-        phi: str = "conv",
-        acf_dropout: float = 0.1,
-        attention_impl: AttentionImpl = "sdpa",
-        use_acf: bool = True,
-        use_gp: bool = True,
-        use_enc: bool = False,
-        enc_codewords: int = 32,
-        dropout: float = 0.1,
+        *,
+        channels: int,
+        heads: int,
+        k: int,
+        phi: str,
+        acf_dropout: float,
+        attention_impl: AttentionImpl,
+        use_acf: bool,
+        use_gp: bool,
+        use_enc: bool,
+        enc_codewords: int,
+        dropout: float,
     ) -> None:
         super().__init__()
         self.conv = ConvBNReLU(in_channels, positive_int("channels", channels), 3)  # conv5

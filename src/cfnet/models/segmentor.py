@@ -63,22 +63,32 @@ class Segmentor(nn.Module):
         return self.head.cooccurrence(res5)
 
 
-def _aux_head(
-    body: Backbone, num_classes: int, aux: bool, aux_channels: int, dropout: float
-) -> FCNHead | None:
-    """The auxiliary FCN head on Res-4 that both models train with (authors' code, PSPNet)."""
+def _backbone_and_aux_head(
+    num_classes: int,
+    backbone: str,
+    pretrained: str | None,
+    output_stride: int,
+    aux: bool,
+    aux_channels: int,
+    dropout: float,
+) -> tuple[Backbone, FCNHead | None]:
+    """What CFNet and FCN build alike: the dilated backbone, and the auxiliary FCN head on Res-4
+    that both train with (authors' code, PSPNet), after checking the class count."""
+    positive_int("num_classes", num_classes)
+    body = Backbone(backbone, output_stride, pretrained)
     if not aux:
-        return None
+        return body, None
     positive_int("aux_channels", aux_channels)  # (FCNHead would call it "channels")
-    return FCNHead(body.res4_channels, num_classes, aux_channels, dropout)
+    return body, FCNHead(body.res4_channels, num_classes, aux_channels, dropout)
 
 
 class CFNet(Segmentor):
     """CFNet (Zhang et al., CVPR 2019): dilated ResNet + CFNet head + auxiliary FCN head.
 
     The defaults are the paper's model (Table 3's best H=4, K=2; FCN + ACF + GP), so
-    ``CFNet(num_classes=21)`` builds it; ``conf/model/cfnet.yaml`` repeats them for Hydra (a test
-    keeps the two equal).
+    ``CFNet(num_classes=21)`` builds it. They are stated here only (``CFNetHead`` and
+    ``ACFModule`` take every argument explicitly); ``conf/model/cfnet.yaml`` repeats them for
+    Hydra (a test keeps the two equal).
 
     Args:
         num_classes: Classes to predict (21 for Pascal VOC, 59 for Pascal Context, ...).
@@ -125,8 +135,9 @@ class CFNet(Segmentor):
         aux: bool = True,
         aux_channels: int = 256,
     ) -> None:
-        positive_int("num_classes", num_classes)
-        body = Backbone(backbone, output_stride, pretrained)
+        body, aux_head = _backbone_and_aux_head(
+            num_classes, backbone, pretrained, output_stride, aux, aux_channels, dropout
+        )
         head = CFNetHead(
             body.res5_channels,
             num_classes,
@@ -142,7 +153,7 @@ class CFNet(Segmentor):
             enc_codewords=enc_codewords,
             dropout=dropout,
         )
-        super().__init__(body, head, _aux_head(body, num_classes, aux, aux_channels, dropout))
+        super().__init__(body, head, aux_head)
 
 
 class FCN(Segmentor):
@@ -174,7 +185,9 @@ class FCN(Segmentor):
         aux: bool = True,
         aux_channels: int = 256,
     ) -> None:
-        positive_int("num_classes", num_classes)
-        body = Backbone(backbone, output_stride, pretrained)
-        head = FCNHead(body.res5_channels, num_classes, channels, dropout)
-        super().__init__(body, head, _aux_head(body, num_classes, aux, aux_channels, dropout))
+        body, aux_head = _backbone_and_aux_head(
+            num_classes, backbone, pretrained, output_stride, aux, aux_channels, dropout
+        )
+        super().__init__(
+            body, FCNHead(body.res5_channels, num_classes, channels, dropout), aux_head
+        )
