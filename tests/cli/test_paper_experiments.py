@@ -1,16 +1,19 @@
 """``experiment=paper/*``: every paper recipe composes (as ``python -m cfnet.train ... --cfg job``
-does) to the values the paper and the authors' code give, typed here from the sources:
-paper = /work/shared/paper/cfnet-cvpr2019.txt §4.1, §4.5, Tables 2-3; notes = the design notes'
-training recipe (Context / VOC+SBD LR and epochs, crops), docs/reproduce.md lists the same."""
+does) to the values the paper and the authors' code give, typed here from the sources: the
+paper (CVPR 2019) §4.1, §4.5, Tables 2-3; the authors' code (PyTorch-Encoding:
+experiments/segmentation/option.py's Context / VOC+SBD LR and epochs, encoding/datasets/base.py's
+crops); docs/reproduce.md lists the same."""
 
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 import yaml
 from huggingface_hub import constants as hf_constants
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from cfnet.cli.validate import check_train_config
@@ -45,8 +48,11 @@ SWEEPS = {
 
 
 def _compose(overrides: list[str]) -> DictConfig:
+    """As Hydra's main composes it, its Hydra config set (``${hydra:runtime.cwd}`` resolves)."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=overrides, return_hydra_config=True)
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
 
 
 def _assert_paper_values(cfg: DictConfig, name: str) -> None:
@@ -112,10 +118,12 @@ def test_cli_cfg_job_prints_the_paper_recipe():
 
 def test_paper_configs_cite_a_source_for_every_value():
     """Each value line of a paper/* config carries a comment (its source) or continues a commented
-    block; the header names the paper and the design notes."""
+    block; the header names the paper and the authors' code, both public (no local path)."""
     for path in sorted((CONF_DIR / "experiment" / "paper").glob("*.yaml")):
         text = path.read_text()
-        assert "/work/shared/paper/cfnet-cvpr2019.txt" in text, path.name
+        assert "Co-occurrent Features in Semantic Segmentation, CVPR 2019" in text, path.name
+        assert "github.com/zhanghang1989/PyTorch-Encoding" in text, path.name
+        assert not re.search(r"(?<![\w.])/(work|home|tmp|Users)/", text), path.name
         body = text.split("\nexperiment_name:", 1)[1].splitlines()[1:]
         for line in body:
             if (

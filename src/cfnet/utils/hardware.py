@@ -31,8 +31,8 @@ def cpu_precision() -> str:
     """bf16 autocast where the CPU computes bf16 natively (AVX-512 BF16 / AMX), else fp32.
 
     On such CPUs bf16-mixed training steps of the R50 models took 1.5–1.8× less time than fp32
-    (benchmarks/results/model_speed.json; weights and optimiser state stay fp32); elsewhere
-    bf16 is emulated and slower than fp32.
+    (weights and optimiser state stay fp32; docs/performance.md); elsewhere bf16 is emulated and
+    slower than fp32.
     """
     native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
     native = native or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
@@ -97,8 +97,8 @@ def compile_training(setting: bool | str, on_cpu: bool, images: int, fast_dev_ru
     """Whether to ``torch.compile`` the training step (``module.compile``: true | false | auto).
 
     ``auto`` compiles on an accelerator for runs of at least ``COMPILE_PAYS_AFTER_IMAGES``
-    training images, and never for a ``fast_dev_run`` or on the CPU (benchmarks/results/
-    compile_speed.md: a CPU training step 0.737 s compiled vs 0.722 s eager, after a 75 s compile).
+    training images, and never for a ``fast_dev_run`` or on the CPU (docs/performance.md: a CPU
+    training step 0.737 s compiled vs 0.722 s eager, after a 75 s compile).
     """
     if setting != "auto":
         return bool(setting)
