@@ -45,10 +45,23 @@ def test_a_one_dimensional_sweep_gets_a_plot_and_only_the_varying_overrides(tmp_
         assert plot.format == "PNG" and plot.width > 100 and plot.height > 100
 
 
-def test_a_sweep_without_metrics_says_why_it_has_no_plot(tmp_path, capsys):
+def test_a_removed_key_is_shown_removed(tmp_path):
+    """``~callbacks.progress_bar`` is an override too: named as typed, not left out."""
+    sweep = tmp_path / "sweep"
+    job(sweep, 0, ["model.k=1", "~callbacks.progress_bar"], miou=0.25)
+    job(sweep, 1, ["model.k=2", "~callbacks.progress_bar"], miou=0.5)
+    job(sweep, 2, ["model.k=4"], miou=0.5)  # (kept the bar)
+    assert main([str(sweep)]) == 0
+    table = (sweep / "report.md").read_text()
+    assert "| 0 | model.k=1, ~callbacks.progress_bar | 90.0 | 25.0 | 10.0 |" in table
+    assert "| 2 | model.k=4, callbacks.progress_bar=— | 90.0 | 50.0 | 10.0 |" in table
+
+
+def test_a_sweep_without_metrics_says_why_it_has_no_plot_and_keeps_no_old_one(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     job(sweep, 0, ["seed=0"])
     job(sweep, 1, ["seed=1"])
+    (sweep / "report.png").write_bytes(b"a plot of an earlier report")
     assert main([str(sweep)]) == 0
     assert "no plot: no job has test metrics" in capsys.readouterr().out
     assert not (sweep / "report.png").exists()

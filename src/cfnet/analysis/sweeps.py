@@ -34,20 +34,40 @@ TABLE2_ROWS = {  # +experiment/table2 option → (order, the paper's row label)
 
 @dataclass
 class Job:
+    """One job of a sweep: its dir, its command-line overrides and what it scored."""
+
     directory: Path
-    overrides: dict[str, str]
+    overrides: dict[str, str | None]  # key → value; None: the key was removed (~key)
     metrics: dict[str, float] | None  # None: the job has no metrics file (failed / running)
     class_iou: dict[str, float | None] | None = None  # per-class IoU of the same file
 
 
-def _overrides(job_dir: Path) -> dict[str, str]:
+def _overrides(job_dir: Path) -> dict[str, str | None]:
+    """The job's ``.hydra/overrides.yaml`` as {key: value}: ``+key=v`` as ``key``, a removed key
+    (``~key``, ``~key=v``) with the value None."""
     path = job_dir / ".hydra" / "overrides.yaml"
-    items = yaml.safe_load(path.read_text()) or []
-    pairs = (item.split("=", 1) for item in items if "=" in item)
-    return {key.lstrip("+~"): value for key, value in pairs}
+    overrides: dict[str, str | None] = {}
+    for item in yaml.safe_load(path.read_text()) or []:
+        key, has_value, value = str(item).partition("=")
+        if key.startswith("~"):
+            overrides[key[1:]] = None
+        elif has_value:
+            overrides[key.lstrip("+")] = value
+    return overrides
+
+
+def setting(job: Job, key: str) -> str:
+    """One override of ``job`` as the command line says it: ``key=value``, ``~key`` when the job
+    removed the key, ``key=—`` when the job does not set it."""
+    if key not in job.overrides:
+        return f"{key}=—"
+    value = job.overrides[key]
+    return f"~{key}" if value is None else f"{key}={value}"
 
 
 def load_jobs(sweep_dir: Path, split: str) -> list[Job]:
+    """The job dirs of ``sweep_dir`` (``<n>/.hydra/overrides.yaml``) in job order, each with its
+    ``metrics/<split>.json`` when it has one (a failed or unfinished job has none)."""
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"sweep dir {str(sweep_dir)!r} does not exist")
     job_dirs = sorted(
@@ -72,15 +92,19 @@ def load_jobs(sweep_dir: Path, split: str) -> list[Job]:
 
 
 def _pct(value: float | None) -> str:
+    """A fraction as the tables show it: a percentage with one decimal, ``—`` when missing."""
     return "—" if value is None or math.isnan(value) else f"{100 * value:.1f}"
 
 
 def _columns(jobs: list[Job]) -> list[str]:
+    """The tables' metric columns: pixAcc, mIoU and mIoU_<group>, as the jobs' files have them."""
     keys = [k for j in jobs if j.metrics for k in j.metrics if k.startswith(("pixAcc", "mIoU"))]
     return list(dict.fromkeys(keys))
 
 
 def table2(jobs: list[Job]) -> tuple[str, list[tuple[str, dict[str, float] | None]]]:
+    """The paper's Table 2: one row per component set (``+experiment/table2``), in the paper's
+    order and words; → (markdown, [(row label, metrics)])."""
     rows = sorted(
         (
             (
@@ -103,6 +127,8 @@ def table2(jobs: list[Job]) -> tuple[str, list[tuple[str, dict[str, float] | Non
 
 
 def table3(jobs: list[Job], metric: str) -> tuple[str, dict[tuple[int, int], float | None]]:
+    """The paper's Table 3: heads H (rows) × mixtures K (columns), each cell the jobs' metric
+    columns; → (markdown, {(H, K): ``metric``} for the heat-map)."""
     grid = {
         (int(j.overrides["model.heads"]), int(j.overrides["model.k"])): (j.metrics or {}).get(
             metric
@@ -125,21 +151,21 @@ def table3(jobs: list[Job], metric: str) -> tuple[str, dict[tuple[int, int], flo
 
 
 def varying(jobs: list[Job]) -> list[str]:
-    """The override keys whose value is not the same in every job (in first-seen order)."""
+    """The override keys not set alike in every job (in first-seen order)."""
     keys = dict.fromkeys(k for j in jobs for k in j.overrides)
-    return [k for k in keys if len({j.overrides.get(k) for j in jobs}) > 1]
+    return [k for k in keys if len({setting(j, k) for j in jobs}) > 1]
 
 
 def job_label(job: Job, keys: list[str]) -> str:
     """A job by the overrides that tell it from the others (its dir name if none do)."""
-    return ", ".join(f"{k}={job.overrides.get(k, '—')}" for k in keys) or job.directory.name
+    return ", ".join(setting(job, k) for k in keys) or job.directory.name
 
 
 def generic(jobs: list[Job]) -> tuple[str, list[tuple[str, dict[str, float] | None]]]:
     """One row per job, by the overrides that vary; → (markdown, [(job label, metrics)])."""
     columns, keys = _columns(jobs), varying(jobs)
-    shared = {k: v for k, v in jobs[0].overrides.items() if k not in keys}
-    lines = [f"Every job: {', '.join(f'{k}={v}' for k, v in shared.items())}", ""] if shared else []
+    shared = [setting(jobs[0], k) for k in jobs[0].overrides if k not in keys]
+    lines = [f"Every job: {', '.join(shared)}", ""] if shared else []
     lines += ["| job | overrides | " + " | ".join(columns) + " |"]
     lines += ["|---|---|" + "---|" * len(columns)]
     rows = []
@@ -179,13 +205,18 @@ def summarise(jobs: list[Job], metric: str) -> Summary:
 
 
 def report(sweep_dir: Path, split: str, metric: str) -> str:
+    """Write the sweep's ``report.md`` and its plot ``report.png`` (a plot of an earlier report
+    is removed when this one has none: no job has metrics yet); → the markdown and where the
+    plot is, to print."""
     from cfnet.analysis import viz
 
     jobs = load_jobs(sweep_dir, split)
     summary = summarise(jobs, metric)
-    plot = None
+    plot = sweep_dir / "report.png"
     if summary.figure is not None:
-        plot = viz.save_figure(summary.figure, sweep_dir / "report.png")
+        viz.save_figure(summary.figure, plot)
+    else:
+        plot.unlink(missing_ok=True)
     note = (
         f"\n\nJobs without {split} metrics (failed or unfinished): {', '.join(summary.missing)}"
         if summary.missing
@@ -193,4 +224,6 @@ def report(sweep_dir: Path, split: str, metric: str) -> str:
     )
     text = f"# {sweep_dir}\n\n{split} metrics (%), {len(jobs)} jobs\n\n{summary.table}{note}\n"
     (sweep_dir / "report.md").write_text(text)
-    return text + (f"\nplot: {plot}\n" if plot else f"\nno plot: no job has {split} metrics\n")
+    if summary.figure is None:
+        return text + f"\nno plot: no job has {split} metrics\n"
+    return text + f"\nplot: {plot}\n"

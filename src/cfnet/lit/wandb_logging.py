@@ -77,10 +77,9 @@ class WandbSweepSummary(Callback):
         jobs = sweeps.load_jobs(sweep_dir, split)
         summary = sweeps.summarise(jobs, "mIoU")
         metrics = sorted(set().union(*(job.metrics or {} for job in jobs)))
-        keys = list(dict.fromkeys(k for job in jobs for k in job.overrides))
-        swept = [k for k in keys if len({job.overrides.get(k) for job in jobs}) > 1] or keys
+        swept = sweeps.varying(jobs) or list(dict.fromkeys(k for j in jobs for k in j.overrides))
         rows = [
-            [job.directory.name, " ".join(f"{k}={job.overrides.get(k)}" for k in swept)]
+            [job.directory.name, " ".join(sweeps.setting(job, k) for k in swept)]
             + [(job.metrics or {}).get(m) for m in metrics]
             for job in jobs
         ]
