@@ -20,6 +20,9 @@ HOW = "extract ADEChallengeData2016.zip there"
 
 @dataclass(kw_only=True, eq=False)
 class ADE20KDataModule(FileDataModule):
+    """ADE20K as extracted: image and annotation of a sample share a stem, so a split is its
+    images folder; labels are shifted (0, "other", ignored)."""
+
     def pairs(self, split_name: str) -> list[Pair]:
         base = require_dir(self.root_path / "ADEChallengeData2016", self.name, LAYOUT, HOW)
         images = require_dir(base / "images" / split_name, self.name, LAYOUT, HOW)

@@ -23,6 +23,9 @@ SUFFIX = "_leftImg8bit.png"
 
 @dataclass(kw_only=True, eq=False)
 class CityscapesDataModule(FileDataModule):
+    """Cityscapes fine: a split is its ``<city>/`` folders; ``label_type`` says which label files
+    are read, and so which lookup table maps them to the 19 trainIds."""
+
     label_type: str  # labelIds | labelTrainIds
 
     def __post_init__(self) -> None:

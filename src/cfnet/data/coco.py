@@ -22,6 +22,9 @@ HOW = "run python -m cfnet.prepare coco_voc --src <COCO 2017 download> --dst <ro
 
 @dataclass(kw_only=True, eq=False)
 class COCOVOCDataModule(FileDataModule):
+    """COCO restricted to VOC's classes: the masks and split lists ``cfnet.prepare coco_voc``
+    wrote, beside the official images; labels read as VOC's."""
+
     def pairs(self, split_name: str) -> list[Pair]:
         root = self.root_path
         images = require_dir(root / split_name, self.name, LAYOUT, HOW)

@@ -28,6 +28,9 @@ HOW = (
 
 @dataclass(kw_only=True, eq=False)
 class ContextDataModule(FileDataModule):
+    """Pascal Context on VOC 2010 images: the labels and lists ``cfnet.prepare pascal_context``
+    wrote; ``background_is_class`` picks the 59-class (paper) or the 60-class protocol."""
+
     background_is_class: bool  # false: 59 classes, background ignored | true: 60 classes
 
     def pairs(self, split_name: str) -> list[Pair]:

@@ -118,6 +118,7 @@ class SegmentationDataModule(L.LightningDataModule):
 
     # ---- transforms -----------------------------------------------------------------------
     def train_transform(self) -> A.Compose:
+        """The paper's augmentation with this dataset's sizes (``cfnet.data.transforms``)."""
         return train_transform(
             base_size=self.base_size,
             crop_size=self.crop_size,
@@ -129,10 +130,12 @@ class SegmentationDataModule(L.LightningDataModule):
         )
 
     def eval_transform(self) -> A.Compose:
+        """Normalisation only: evaluation sees each image whole, at its own size."""
         return eval_transform(mean=self.mean, std=self.std)
 
     # ---- Lightning hooks ------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
+        """Build the datasets the stage reads (each once: a later stage reuses them)."""
         wanted = {
             "fit": [("train", "train"), ("val", self.val_split)],
             "validate": [("val", self.val_split)],
@@ -150,6 +153,7 @@ class SegmentationDataModule(L.LightningDataModule):
         return self.trainer.world_size if self.trainer is not None else 1
 
     def per_process_batch(self, batch_size: int) -> int:
+        """A global batch's share of each of this run's processes."""
         return per_process_batch(batch_size, self._world_size())
 
     def _collate(self) -> Callable[[list[Sample | SkippedSample]], Batch]:
@@ -157,6 +161,7 @@ class SegmentationDataModule(L.LightningDataModule):
         return functools.partial(pad_collate, image_fill=fill, ignore_index=self.ignore_index)
 
     def train_dataloader(self) -> DataLoader:
+        """Shuffled, augmented, resumable batches of crops (the last incomplete one dropped)."""
         # Order and augmentation are functions of (shuffle_seed, epoch, index), and the loader's
         # position is saved in checkpoints: a run resumed from any step -- also in the middle of
         # an epoch -- sees the batches of the uninterrupted run (cfnet.data.sampling). The sampler
@@ -244,7 +249,9 @@ class SegmentationDataModule(L.LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader:
+        """Whole images of ``val_split``, padded into batches (their sizes kept)."""
         return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
+        """Whole images of ``test_split`` (``cfnet.evaluate``'s ``split``), as validation's."""
         return self._eval_loader("test")

@@ -23,6 +23,8 @@ from cfnet.data.io import SampleError, image_size, map_labels, read_label, read_
 
 @dataclass(frozen=True)
 class Pair:
+    """One sample on disk: its image, its label map and the name messages and outputs use."""
+
     image: Path
     label: Path
     name: str
@@ -58,12 +60,15 @@ class FileSegmentation(SegmentationDataset):
         return map_labels(raw, self.lut, pair.label)
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
+        """(RGB image, training ids, name) of a pair, each file announced while read."""
         pair = self.pairs[index]
         with self.inflight.reading(pair.image):
             image = read_rgb_image(pair.image, self.allow_greyscale)
         return image, self._labels(pair, image.shape[:2]), pair.name
 
     def read_labels(self, index: int) -> tuple[np.ndarray, str]:
+        """The training ids of a pair without decoding its image (its header gives the size
+        the labels must have): what ``cfnet.stats`` counts."""
         pair = self.pairs[index]
         with self.inflight.reading(pair.image):
             size = image_size(pair.image)
@@ -114,6 +119,7 @@ class FileDataModule(SegmentationDataModule):
     # ---- shared -----------------------------------------------------------------------------
     @property
     def root_path(self) -> Path:
+        """``root`` with ``~`` expanded."""
         return Path(self.root).expanduser()
 
     def build_dataset(
@@ -122,6 +128,8 @@ class FileDataModule(SegmentationDataModule):
         transform: Callable[..., dict[str, Any]] | None,
         replace_bad: bool = False,
     ) -> FileSegmentation:
+        """The pairs of ``split``'s release split through the dataset's lookup table; a split
+        the config does not map, or one with no sample, is refused naming it."""
         if split not in self.splits:
             raise ValueError(
                 f"dataset {self.name!r} has no split {split!r}; dataset.splits has "
