@@ -95,22 +95,16 @@ def test_the_default_trainer_resolves_to_the_gpu(tmp_path):
     assert line.endswith("workers/process, pinned memory")
 
 
-def test_trainer_gpu_fast_dev_run_through_the_cli(tmp_path):
+@pytest.mark.parametrize("device, run", [("gpu", TINY_GPU), ("cpu", TINY_RUN)])
+def test_trainer_preset_runs_on_its_device_through_the_cli(device, run, tmp_path):
+    """``trainer=gpu`` trains on the GPU; ``trainer=cpu`` still forces the CPU where one is."""
     result = run_cli(
-        "cfnet.train", *TINY_GPU, "trainer=gpu", "trainer.fast_dev_run=true",
+        "cfnet.train", *run, f"trainer={device}", "trainer.fast_dev_run=true",
         f"hydra.run.dir={tmp_path}",
     )  # fmt: skip
-    assert run_line(result.stdout).startswith("cfnet: training on gpu (")
+    assert run_line(result.stdout).startswith(f"cfnet: training on {device} (")
     assert "mIoU_ambiguous" in result.stdout
     assert (tmp_path / "metrics" / "val.json").is_file()
-
-
-def test_trainer_cpu_still_forces_the_cpu(tmp_path):
-    result = run_cli(
-        "cfnet.train", *TINY_RUN, "trainer=cpu", "trainer.fast_dev_run=true",
-        f"hydra.run.dir={tmp_path}",
-    )  # fmt: skip
-    assert run_line(result.stdout).startswith("cfnet: training on cpu (")
 
 
 def test_a_compiled_training_step_keeps_plain_names_in_its_checkpoint(tmp_path):

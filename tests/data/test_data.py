@@ -80,6 +80,14 @@ def test_ambiguous_appearance_and_background_do_not_depend_on_the_scene():
         assert np.abs(a - b).max() < 8  # intensity units out of 255; scene-wise draws differ ~2-5
 
 
+def _unnormalised(base: int, crop: int, scale_range: list[float], flip: bool):
+    """The paper's augmentation with mean 0 and std 1: pixels stay in [0, 1], easy to read."""
+    return train_transform(
+        base_size=base, crop_size=crop, scale_range=scale_range, flip=flip,
+        mean=[0.0] * 3, std=[1.0] * 3, ignore_index=255,
+    )  # fmt: skip
+
+
 def test_train_transform_scales_pads_with_ignore_and_crops():
     image = np.full((40, 60, 3), 200, np.uint8)
     mask = np.ones((40, 60), np.uint8)
@@ -97,10 +105,7 @@ def test_train_transform_scales_pads_with_ignore_and_crops():
 def test_train_transform_random_scale_follows_the_long_side():
     image = np.zeros((50, 100, 3), np.uint8)
     mask = np.zeros((50, 100), np.uint8)
-    transform = train_transform(
-        base_size=100, crop_size=200, scale_range=[0.5, 2.0], flip=False,
-        mean=[0.0] * 3, std=[1.0] * 3, ignore_index=255,
-    )  # fmt: skip
+    transform = _unnormalised(base=100, crop=200, scale_range=[0.5, 2.0], flip=False)
     widths = set()
     for _ in range(30):
         m = transform(image=image, mask=mask)["mask"]
@@ -113,10 +118,7 @@ def test_flip_moves_image_and_mask_together():
     image[:, :4] = 255
     mask = np.zeros((8, 8), np.uint8)
     mask[:, :4] = 1
-    transform = train_transform(
-        base_size=8, crop_size=8, scale_range=[1.0, 1.0], flip=True,
-        mean=[0.0] * 3, std=[1.0] * 3, ignore_index=255,
-    )  # fmt: skip
+    transform = _unnormalised(base=8, crop=8, scale_range=[1.0, 1.0], flip=True)
     seen = set()
     for _ in range(20):
         out = transform(image=image, mask=mask)
@@ -239,11 +241,5 @@ def test_inconsistent_dataset_config_is_named(override, match):
 )
 def test_the_training_crop_must_fit_the_rescaled_image(scale_range, crop_size, match):
     with pytest.raises(ValueError, match=match):
-        train_transform(
-            base_size=100, crop_size=crop_size, scale_range=scale_range, flip=False,
-            mean=[0.0] * 3, std=[1.0] * 3, ignore_index=255,
-        )  # fmt: skip
-    train_transform(  # the largest crop that fits is accepted
-        base_size=100, crop_size=100, scale_range=[0.5, 1.0], flip=False,
-        mean=[0.0] * 3, std=[1.0] * 3, ignore_index=255,
-    )  # fmt: skip
+        _unnormalised(base=100, crop=crop_size, scale_range=scale_range, flip=False)
+    _unnormalised(base=100, crop=100, scale_range=[0.5, 1.0], flip=False)  # the largest that fits

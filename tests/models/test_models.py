@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
+from pathlib import Path
 
 import hydra
 import pytest
@@ -159,19 +160,24 @@ def test_pretrained_weights_round_trip_from_a_local_file(tmp_path, suffix):
     assert not torch.equal(scratch.backbone.body.conv1[0].weight, loaded["conv1.0.weight"])
 
 
-def test_missing_pretrained_file_is_one_clear_line(tmp_path):
-    missing = tmp_path / "nope.pth"
-    cfg = compose_model("cfnet", [*TINY_NET, f"model.pretrained={missing}"])
-    with pytest.raises(InstantiationException, match="no such weights file") as err:
-        instantiate(cfg.model)
-    assert str(missing) in str(err.value)
+def _missing(folder: Path) -> Path:
+    return folder / "nope.pth"
 
 
-def test_pretrained_file_of_another_architecture_names_the_file(tmp_path):
-    path = tmp_path / "resnet18d.pth"
+def _of_another_architecture(folder: Path) -> Path:
+    path = folder / "resnet18d.pth"
     torch.save(timm.create_model("resnet18d").state_dict(), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "weights, match",
+    [(_missing, "no such weights file"), (_of_another_architecture, "do not fit timm 'resnet10t'")],
+)
+def test_a_bad_pretrained_file_is_one_clear_line_naming_it(weights, match, tmp_path):
+    path = weights(tmp_path)
     cfg = compose_model("cfnet", [*TINY_NET, f"model.pretrained={path}"])
-    with pytest.raises(InstantiationException, match="do not fit timm 'resnet10t'") as err:
+    with pytest.raises(InstantiationException, match=match) as err:
         instantiate(cfg.model)
     assert str(path) in str(err.value)
 
