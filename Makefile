@@ -1,5 +1,6 @@
 # cfnet developer workflow. `make train` and `make test` are all a new user needs:
-# both depend on `install`, which builds .venv/ once and re-runs only when pyproject.toml changes.
+# both depend on `install`, which builds .venv/ once and re-runs only when pyproject.toml or
+# setup.py changes.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@echo "installing cfnet and its dependencies into $(VENV)/ (a few minutes the first time)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -qq --upgrade pip
