@@ -178,14 +178,18 @@ def test_evaluate_protocols_single_scale_slide_equals_whole_and_ms_flip_matches_
     run_cli("cfnet.evaluate", *common, f"hydra.run.dir={whole_dir}")
     run_cli("cfnet.evaluate", *common, "inference=slide", f"hydra.run.dir={slide_dir}")
     whole, slide = (read_json(d / "metrics" / "val.json") for d in (whole_dir, slide_dir))
-    assert slide["protocol"] == "slide, scales [1.0] × base 64, crop 64 stride 42"
-    assert slide["class_iou"] == whole["class_iou"] and whole["protocol"] == "whole, original size"
+    # base = crop = 64, windows 2/3 of the crop apart (42 px)
+    sliding = {"base_size": 64, "crop": 64, "stride": 42}
+    assert slide["protocol"] == {"name": "slide", "scales": [1.0], **sliding, "flip": False}
+    assert slide["class_iou"] == whole["class_iou"]
+    assert whole["protocol"] == {
+        "name": "whole", "scales": None, "base_size": None, "crop": None, "stride": None,
+        "flip": False,
+    }  # fmt: skip
     result = run_cli("cfnet.evaluate", *common, "inference=ms_flip", f"hydra.run.dir={ms_dir}")
     ms = read_json(ms_dir / "metrics" / "val.json")
-    assert (
-        ms["protocol"].endswith("flip")
-        and "scales [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]" in ms["protocol"]
-    )
+    scales = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+    assert ms["protocol"] == {"name": "ms_flip", "scales": scales, **sliding, "flip": True}
     probs, masks, hp = reference_probs(varied_checkpoint, 2, 64, ms_flip_64)
     reference = reference_scores(probs, masks, 7)
     assert_scores_match(ms, reference, hp["class_names"])
