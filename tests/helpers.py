@@ -145,7 +145,7 @@ def plain_model(ckpt_path: Path):
 
     ckpt = torch.load(ckpt_path, weights_only=True)
     hparams = ckpt["hyper_parameters"]
-    model = instantiate({**hparams["model"], "pretrained": None})
+    model = instantiate({**hparams["model"], "pretrained": None, "init_from": None})
     model.load_state_dict({k.removeprefix("net."): v for k, v in ckpt["state_dict"].items()})
     return model.eval(), hparams
 

@@ -166,7 +166,8 @@ class SegmentationModule(L.LightningModule):
     def from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> SegmentationModule:
         """Rebuild from a checkpoint alone, reading tensors and plain data only (no pickle code).
 
-        The backbone's ``pretrained`` file is not needed (its weights are in the checkpoint).
+        The backbone's ``pretrained`` file and the ``init_from`` model are not needed (their
+        weights are in the checkpoint).
         """
         ckpt = read_checkpoint(path)  # weights_only; one-line errors that name the file
         if not isinstance(ckpt, dict) or not {"hyper_parameters", "state_dict"} <= ckpt.keys():
@@ -174,7 +175,7 @@ class SegmentationModule(L.LightningModule):
                 f"{str(path)!r} is not a cfnet checkpoint (no hyper_parameters and state_dict)"
             )
         hparams = dict(ckpt["hyper_parameters"])
-        hparams["model"] = {**hparams["model"], "pretrained": None}
+        hparams["model"] = {**hparams["model"], "pretrained": None, "init_from": None}
         module = cls(**hparams, channels_last=False, compile=False)
         module.load_state_dict(ckpt["state_dict"])
         return module.to(map_location)

@@ -1,4 +1,5 @@
-"""OmegaConf resolvers: values that depend on the machine, and generated tables (palettes)."""
+"""OmegaConf resolvers: values that depend on the machine, generated tables (palettes), and the
+class names of a folder dataset (its ``classes.txt``)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,13 @@ def voc_palette_config(num_colours: int, first: int = 0) -> ListConfig:
     return OmegaConf.create(voc_palette(int(num_colours), int(first)).tolist())
 
 
+def folder_classes(root: str) -> ListConfig:
+    """``dataset=folder``'s class names from ``<root>/classes.txt`` (``cfnet.data.folder``)."""
+    from cfnet.data.folder import read_classes  # (the data package imports Lightning)
+
+    return OmegaConf.create(read_classes(root))
+
+
 def register() -> None:
     from cfnet.hardware import best_accelerator, best_precision  # (it imports cpu_precision)
 
@@ -37,3 +45,5 @@ def register() -> None:
     OmegaConf.register_new_resolver("best_precision", best_precision, replace=True)
     OmegaConf.register_new_resolver("cpu_precision", cpu_precision, replace=True)
     OmegaConf.register_new_resolver("voc_palette", voc_palette_config, replace=True)
+    OmegaConf.register_new_resolver("folder_classes", folder_classes, replace=True)
+    OmegaConf.register_new_resolver("len", len, replace=True)  # num_classes: ${len:${.classes}}

@@ -12,7 +12,8 @@ that takes it (``cfnet.models``, the DataModules, ``cfnet.data.transforms``), so
 gets it too; this module runs those constructors early and cheaply and names the config key:
 
 * ``model``: built on the meta device (no memory, no weights); ``model.pretrained`` is resolved
-  (a local file read with ``weights_only=True``, ``imagenet`` or a timm tag) but not loaded.
+  (a local file read with ``weights_only=True``, ``imagenet`` or a timm tag) but not loaded, and
+  the tensors of ``model.init_from`` are matched against the model's (``plan_init``).
 * ``dataset``: the DataModule is made (it reads nothing before ``setup``); for training, its
   augmentation is built too, which refuses a crop larger than the largest rescaled image.
 
@@ -40,13 +41,14 @@ from pathlib import Path
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from cfnet.checkpoints import read_weights
 from cfnet.checks import allowed, is_int, is_number, keyed, one_of, positive_int
 from cfnet.cli import constructor_error
 from cfnet.data.datamodule import per_process_batch
 from cfnet.models.backbone import check_hub_cache, resolve_pretrained
+from cfnet.models.init_from import plan_init, read_source
 
 
 @contextmanager
@@ -69,10 +71,12 @@ def check_model(model: DictConfig) -> None:
     every argument, with no memory for weights (0.06-0.6 s for ResNet-10-T to -101 on a 2-core
     CPU). The weights ``model.pretrained`` names are looked at on their own (found, and for a
     file readable as tensors only), never loaded here."""
-    pretrained = model.get("pretrained")
+    pretrained, init_from = model.get("pretrained"), model.get("init_from")
     with config_group("model"), torch.device("meta"):
-        instantiate(model, pretrained=None)
+        net = instantiate(model, pretrained=None, init_from=None)
         source = resolve_pretrained(str(pretrained), model.backbone) if pretrained else None
+        if init_from:  # its tensors against the meta model's names and shapes (mmap: no copy)
+            plan_init(net, read_source(init_from), OmegaConf.to_container(model, resolve=True))
     try:  # a file: tensors only (a pickle with code is refused); offline, a tag must be cached
         if isinstance(source, Path):
             read_weights(source)

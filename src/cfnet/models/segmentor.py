@@ -17,6 +17,7 @@ from cfnet.checks import positive_int
 from cfnet.models.acf import AttentionImpl, CooccurrenceMaps
 from cfnet.models.backbone import Backbone
 from cfnet.models.heads import CFNetHead, FCNHead, upsample_to
+from cfnet.models.init_from import load_init
 
 
 class SegmentorOutput(NamedTuple):
@@ -86,6 +87,11 @@ class CFNet(Segmentor):
             authors' deep-stem ResNets).
         pretrained: ``None`` (random init), a local ``.pth`` / ``.safetensors`` file, ``imagenet``
             (timm's default tag of ``backbone``) or a timm tag such as ``resnet50s.gluon_in1k``.
+        init_from: ``None``, or a trained cfnet model to start from (a ``.ckpt`` of
+            ``cfnet.train`` or a ``.safetensors`` of ``cfnet.export``): every tensor whose name
+            and shape match is loaded, class layers of other shapes start fresh
+            (``cfnet.models.init_from``). Loaded after ``pretrained``.
+        freeze_backbone: Keep the backbone's weights fixed and its BatchNorm in eval mode.
         output_stride: 8 (the paper: Res-4 and Res-5 dilated) or 16.
         channels: Width of the head's 3×3 conv5, which the ACF and GP branches use (authors:
             Res-5 channels / 4).
@@ -110,6 +116,8 @@ class CFNet(Segmentor):
         *,
         backbone: str = "resnet50d",
         pretrained: str | None = None,
+        init_from: str | None = None,
+        freeze_backbone: bool = False,
         output_stride: int = 8,
         channels: int = 512,
         heads: int = 4,
@@ -126,7 +134,7 @@ class CFNet(Segmentor):
         aux_channels: int = 256,
     ) -> None:
         positive_int("num_classes", num_classes)
-        body = Backbone(backbone, output_stride, pretrained)
+        body = Backbone(backbone, output_stride, pretrained, freeze_backbone)
         head = CFNetHead(
             body.res5_channels,
             num_classes,
@@ -143,6 +151,12 @@ class CFNet(Segmentor):
             dropout=dropout,
         )
         super().__init__(body, head, _aux_head(body, num_classes, aux, aux_channels, dropout))
+        if init_from is not None:
+            shape = {"backbone": backbone, "output_stride": output_stride, "channels": channels}
+            shape |= {"heads": heads, "k": k, "phi": phi, "use_acf": use_acf, "use_gp": use_gp}
+            shape |= {"use_enc": use_enc, "enc_codewords": enc_codewords, "aux": aux}
+            shape |= {"aux_channels": aux_channels, "num_classes": num_classes}
+            load_init(self, init_from, {"_target_": "cfnet.models.CFNet", **shape})
 
 
 class FCN(Segmentor):
@@ -155,6 +169,8 @@ class FCN(Segmentor):
         num_classes: Classes to predict.
         backbone: timm ResNet name, as in ``CFNet``.
         pretrained: ``None``, a local weights file, ``imagenet`` or a timm tag, as in ``CFNet``.
+        init_from: ``None`` or a trained cfnet model to start from, as in ``CFNet``.
+        freeze_backbone: Keep the backbone's weights fixed and its BatchNorm in eval mode.
         output_stride: 8 (the paper) or 16.
         channels: Width of the head's 3×3 conv, as CFNet's conv5.
         dropout: Dropout before the 1×1 classifiers.
@@ -168,6 +184,8 @@ class FCN(Segmentor):
         *,
         backbone: str = "resnet50d",
         pretrained: str | None = None,
+        init_from: str | None = None,
+        freeze_backbone: bool = False,
         output_stride: int = 8,
         channels: int = 512,
         dropout: float = 0.1,
@@ -175,6 +193,10 @@ class FCN(Segmentor):
         aux_channels: int = 256,
     ) -> None:
         positive_int("num_classes", num_classes)
-        body = Backbone(backbone, output_stride, pretrained)
+        body = Backbone(backbone, output_stride, pretrained, freeze_backbone)
         head = FCNHead(body.res5_channels, num_classes, channels, dropout)
         super().__init__(body, head, _aux_head(body, num_classes, aux, aux_channels, dropout))
+        if init_from is not None:
+            shape = {"backbone": backbone, "output_stride": output_stride, "channels": channels}
+            shape |= {"aux": aux, "aux_channels": aux_channels, "num_classes": num_classes}
+            load_init(self, init_from, {"_target_": "cfnet.models.FCN", **shape})
