@@ -93,6 +93,9 @@ class RunConfigCheckpoint(L.Callback):
     (plain strings: the checkpoint stays readable with ``torch.load(weights_only=True)``)."""
 
     def __init__(self, config: DictConfig, overrides: Iterable[str]) -> None:
+        if "classes" in config.get("dataset", {}):  # dataset=folder: classes.txt, as trained
+            config = config.copy()
+            config.dataset.classes = OmegaConf.to_container(config.dataset.classes, resolve=True)
         self.yaml = OmegaConf.to_yaml(config, resolve=False)
         self.overrides = list(overrides)
 
@@ -328,7 +331,8 @@ def resume_config(
             raise ValueError(
                 f"resuming {cfg.ckpt_path} continues its run as configured; these overrides "
                 f"would change its model, data or schedule: {what}. Drop them to resume, or "
-                "start a new run (without ckpt_path) to train another configuration"
+                "start a new run (without ckpt_path) to train another configuration; to train "
+                f"on from these weights, start it with model.init_from={cfg.ckpt_path}"
             )
         config = OmegaConf.create(OmegaConf.to_container(config))
         for key, (_, new) in changes.items():

@@ -26,7 +26,7 @@ from hydra.errors import ConfigCompositionException, InstantiationException
 from hydra.types import RunMode
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from cfnet import resolvers
 from cfnet.checks import keyed
@@ -38,6 +38,8 @@ warnings.filterwarnings("ignore", message=r".*is not supported by the model summ
 # Wrong for cfnet: the training stream's position is restored through the DataModule's state
 # (cfnet.data.sampling), which this check of the loader's own interface does not see.
 warnings.filterwarnings("ignore", message=r".*ended before the epoch ended and your dataloader.*")
+# model.freeze_backbone keeps the backbone in eval mode on purpose (its BatchNorm statistics).
+warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
 # Lightning's notices that say nothing about the user's run: its adverts for its cloud services
 # (litlogger, litmodels), and that cfnet's own ModelSummary callback replaces its default one.
 _SILENCED = ("💡 Tip", "Trainer already configured with model summary callbacks")
@@ -80,7 +82,19 @@ def constructor_error(err: InstantiationException) -> BaseException | None:
     return cause
 
 
+def resolver_error(err: InterpolationResolutionError) -> BaseException | None:
+    """What a resolver itself raised (``${folder_classes:...}``: a missing ``classes.txt``), under
+    OmegaConf's wrappers (one per interpolation that led to it)."""
+    inner: BaseException | None = err
+    while isinstance(inner, InterpolationResolutionError):
+        inner = inner.__cause__ or inner.__context__
+    return inner
+
+
 def _message(err: BaseException) -> str | None:
+    if isinstance(err, InterpolationResolutionError):
+        cause = resolver_error(err)
+        return str(cause) if isinstance(cause, USER_ERRORS) else None
     if isinstance(err, MissingMandatoryValue):  # (check_command_line reports these first)
         return f"{err.full_key} is required and has no value; pass {err.full_key}=<value>"
     if isinstance(err, InstantiationException):

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from cfnet.checkpoints import read_checkpoint
+from cfnet.class_weight import AUTO, auto_class_weight, check_class_weight
 from cfnet.data.sample import Batch
 from cfnet.data.transforms import normalised_black
 from cfnet.hardware import (
@@ -63,6 +64,7 @@ class SegmentationModule(L.LightningModule):
         std: list[float],
         channels_last: bool,
         compile: bool | str,
+        class_weight: str | list[float] | None = None,
     ) -> None:
         super().__init__()
         if compile not in (True, False, "auto"):
@@ -83,8 +85,13 @@ class SegmentationModule(L.LightningModule):
                 "ignore_index": ignore_index,
                 "mean": list(mean),
                 "std": list(std),
+                "class_weight": check_class_weight(class_weight, num_classes),
             }
         )
+        # loss.class_weight as a tensor; for auto, counted when fitting starts (on_fit_start)
+        given = self.hparams.class_weight
+        weights = None if given in (None, AUTO) else torch.tensor(given)
+        self.register_buffer("loss_class_weight", weights, persistent=False)
         self.net: Segmentor = instantiate(self.hparams.model)
         self.confusion = torch.nn.ModuleDict(
             {stage: confusion_matrix(num_classes, ignore_index) for stage in ("val", "test")}
@@ -198,11 +205,32 @@ class SegmentationModule(L.LightningModule):
             aux_weight=self.hparams.aux_weight,
             se_weight=self.hparams.se_weight,
             ignore_index=self.hparams.ignore_index,
+            class_weight=self.loss_class_weight,
         )
         self._stop_if_not_finite(terms, batch_idx)
         self.log("train/loss", terms["total"], prog_bar=True)
         self.log_dict({f"train/loss_{k}": v for k, v in terms.items() if k != "total"})
         return terms["total"]
+
+    def on_fit_start(self) -> None:
+        """``loss.class_weight=auto``: count the training split once (rank 0, then shared); a
+        resumed run has its weights from the checkpoint already (``on_load_checkpoint``)."""
+        if self.hparams.class_weight != AUTO or self.loss_class_weight is not None:
+            return
+        trainer = self.trainer
+        weights = None
+        if trainer.is_global_zero:
+            weights = auto_class_weight(trainer.datamodule, trainer.default_root_dir)
+        weights = trainer.strategy.broadcast(weights, src=0)
+        self.loss_class_weight = torch.tensor(weights, device=self.device)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.loss_class_weight is not None:
+            checkpoint["cfnet_class_weight"] = self.loss_class_weight.tolist()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "cfnet_class_weight" in checkpoint:
+            self.loss_class_weight = torch.tensor(checkpoint["cfnet_class_weight"])
 
     def _stop_if_not_finite(self, terms: dict[str, Tensor], batch_idx: int) -> None:
         """Stop before a non-finite loss reaches the weights.

@@ -50,6 +50,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
         )
         if overrides is not None:
             cfg, overrides = resume_config(cfg, checkpoint, overrides)
+        if cfg.model.get("init_from"):  # the checkpoint holds the weights: not read again
+            cfg.model.init_from = None
     check_train_config(cfg)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     callbacks.append(RunConfigCheckpoint(cfg, overrides or []))  # checkpoints carry their config

@@ -42,10 +42,11 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from cfnet.checkpoints import read_weights
 from cfnet.checks import allowed, is_int, is_number, keyed, one_of, positive_int
-from cfnet.cli import constructor_error
+from cfnet.cli import constructor_error, resolver_error
 from cfnet.data.datamodule import per_process_batch
 from cfnet.models.backbone import check_hub_cache, resolve_pretrained
 from cfnet.models.init_from import plan_init, read_source
@@ -57,6 +58,9 @@ def config_group(group: str) -> Iterator[None]:
     ``model.heads=3: ...`` (``cfnet.checks.keyed``; Hydra's wrapper is taken off)."""
     try:
         yield
+    except InterpolationResolutionError as err:  # a resolver's own message names its key
+        cause = resolver_error(err)
+        raise cause if isinstance(cause, ValueError | FileNotFoundError) else err from None
     except InstantiationException as err:
         cause = constructor_error(err)
         if not isinstance(cause, ValueError | FileNotFoundError):

@@ -243,7 +243,7 @@ class FolderDataModule(FileDataModule):
     image_suffix: list[str]
     mask_suffix: str
     reduce_zero_label: bool
-    label_map: dict[Any, int]
+    label_map: dict[Any, int] | None
     val_fraction: float
     _held_out: dict[str, list[str]] | None = field(default=None, init=False, repr=False)
 
@@ -305,7 +305,8 @@ class FolderDataModule(FileDataModule):
                     "needs its own colour (RGB masks are read through it)"
                 )
             colours[code] = i
-        for key, value in dict(self.label_map).items():
+        given = dict(self.label_map or {})
+        for key, value in given.items():
             shown = f"label_map={{{key}: {value}}}"
             if not is_int(value) or not (0 <= value < num or value == ignore):
                 raise ValueError(
@@ -324,8 +325,7 @@ class FolderDataModule(FileDataModule):
                     "R-G-B (0-0-0 for black)"
                 )
         label_map = {
-            int(k) if isinstance(k, str) and k.isdigit() else k: v
-            for k, v in dict(self.label_map).items()
+            int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in given.items()
         }
         return MaskCoding(
             lut, colours, list(self.classes), ignore, label_map, self.reduce_zero_label
