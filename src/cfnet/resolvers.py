@@ -38,6 +38,15 @@ def folder_classes(root: str) -> ListConfig:
     return OmegaConf.create(read_classes(root))
 
 
+def required(key: str, what: str) -> None:
+    """``${required:model.init_from,'...'}``: a value an experiment needs from the command line.
+
+    ``???`` cannot say so where a group's default already set the key (a merge keeps the
+    default), so this resolver stands in for it and refuses in one line when it is resolved.
+    """
+    raise ValueError(f"{key} is required here: {what}; pass {key}=<it>")
+
+
 def register() -> None:
     from cfnet.hardware import best_accelerator, best_precision  # (it imports cpu_precision)
 
@@ -47,3 +56,4 @@ def register() -> None:
     OmegaConf.register_new_resolver("voc_palette", voc_palette_config, replace=True)
     OmegaConf.register_new_resolver("folder_classes", folder_classes, replace=True)
     OmegaConf.register_new_resolver("len", len, replace=True)  # num_classes: ${len:${.classes}}
+    OmegaConf.register_new_resolver("required", required, replace=True)

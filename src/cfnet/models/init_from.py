@@ -30,10 +30,11 @@ from cfnet.models.heads import Classifier
 INIT_SUFFIXES = (".ckpt", ".safetensors")
 # Below this share of the model's tensors (classifiers aside) in the file: another architecture.
 MIN_SHARE = 0.5
-# Model settings that change tensor names or shapes: the ones named when the file does not fit.
+# Model settings that change tensor names or shapes (but num_classes, free to differ): named when
+# the file does not fit.
 SHAPE_KEYS = (
     "_target_", "backbone", "output_stride", "channels", "heads", "k", "phi", "use_acf",
-    "use_gp", "use_enc", "enc_codewords", "aux", "aux_channels", "num_classes",
+    "use_gp", "use_enc", "enc_codewords", "aux", "aux_channels",
 )  # fmt: skip
 
 
