@@ -254,7 +254,7 @@ class FolderDataModule(FileDataModule):
             raise ValueError(f"classes={classes!r}: expected a list of non-empty class names")
         if len(set(classes)) != len(classes):
             twice = sorted({c for c in classes if classes.count(c) > 1})
-            raise ValueError(f"classes: {twice} named more than once; names must differ")
+            raise ValueError(f"classes={classes!r}: {twice} named more than once")
         if list(self.class_names) != classes:
             raise ValueError(
                 f"class_names={list(self.class_names)!r} differs from classes={classes!r}: set "
@@ -301,8 +301,8 @@ class FolderDataModule(FileDataModule):
             code = _code(*rgb)
             if code in colours:
                 raise ValueError(
-                    f"palette: classes {colours[code]} and {i} share the colour {rgb}; each class "
-                    "needs its own colour (RGB masks are read through it)"
+                    f"palette[{i}]={rgb}: the colour of class {colours[code]} too; each class "
+                    "needs its own colour (RGB masks are read through the palette)"
                 )
             colours[code] = i
         given = dict(self.label_map or {})

@@ -81,7 +81,8 @@ def count_labels(
         timeout=timeout if workers > 0 else 0,
     )
     counts = LabelCounts(np.zeros(num_classes, np.int64), np.zeros(num_classes, np.int64))
-    for item in tqdm(loader, desc=desc, file=sys.stderr, leave=False):
+    # (no bar when stderr is not a terminal: a log or a pipe gets the results only)
+    for item in tqdm(loader, desc=desc, file=sys.stderr, leave=False, disable=None):
         if "skipped" in item:
             counts.problems.append(item["skipped"])
             continue
