@@ -26,6 +26,8 @@ What no single constructor can see is checked here:
 * ``trainer.devices`` a positive count, -1 (all), ``auto`` or a device list;
   ``trainer.num_nodes`` positive (Lightning's own errors for these are tracebacks).
   ``trainer.precision`` is left to Lightning, whose one-line error lists the allowed values.
+* ``loss.class_weight``: one weight per class of the dataset (``check_class_weight``, which the
+  LightningModule also applies).
 * ``trainer.max_epochs=-1`` (Lightning: no end) with no ``trainer.max_steps``: the poly
   learning-rate schedule (``optim.scheduler``) needs the run's length.
 * ``cfnet.predict``'s own options (``export``, ``overlay_alpha``, ``overwrite``,
@@ -46,6 +48,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from cfnet.checkpoints import read_weights
 from cfnet.checks import allowed, is_int, is_number, keyed, one_of, positive_int
+from cfnet.class_weight import check_class_weight
 from cfnet.cli import constructor_error, resolver_error
 from cfnet.data.datamodule import per_process_batch
 from cfnet.models.backbone import check_hub_cache, resolve_pretrained
@@ -151,6 +154,8 @@ def check_train_config(cfg: DictConfig) -> None:
     """Everything ``cfnet.train`` is about to build, checked from the config alone."""
     check_model(cfg.model)
     check_dataset(cfg.dataset, training=True)
+    if "loss" in cfg:  # one weight per class of the dataset
+        check_class_weight(cfg.loss.class_weight, cfg.dataset.num_classes)
     check_trainer(cfg.trainer)
     check_batch(cfg.dataset, cfg.trainer, cfg.model)
     check_schedule(cfg.trainer)

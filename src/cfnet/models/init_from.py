@@ -111,10 +111,15 @@ def _differences(source: dict[str, Any] | None, own: dict[str, Any] | None) -> s
     """The shape-changing settings in which the file's model and this one differ, in words."""
     if source is None or own is None:
         return "the file does not say how its model was built"
+    # settings of a part that neither model has do not count (aux_channels without aux, ...)
+    part_of = {"aux_channels": "aux", "enc_codewords": "use_enc", "heads": "use_acf"}
+    part_of |= {"k": "use_acf", "phi": "use_acf"}
     changed = [
         f"{key} {source.get(key)} → {own.get(key)}"
         for key in SHAPE_KEYS
-        if key in own and source.get(key) != own.get(key)
+        if key in own
+        and source.get(key) != own.get(key)
+        and (key not in part_of or source.get(part_of[key]) or own.get(part_of[key]))
     ]
     return ", ".join(changed) or "no setting differs that cfnet knows of"
 
