@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from cfnet.atomic import write_atomically
@@ -107,14 +108,28 @@ class MaskCoding:
     ignore_index: int
     label_map: dict[int | str, int]
     reduce_zero_label: bool
+    # The same tables in the forms the hot path reads (every training sample goes through them):
+    # uint8 ids (checked valid first), and the known colour codes sorted, with their ids.
+    _ids: np.ndarray = field(init=False, repr=False)
+    _codes: np.ndarray = field(init=False, repr=False)
+    _code_ids: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        ids = np.where(self.lut == INVALID, 0, self.lut).astype(np.uint8)
+        object.__setattr__(self, "_ids", ids)
+        codes = sorted(self.colours)
+        object.__setattr__(self, "_codes", np.array(codes, np.int32))
+        object.__setattr__(self, "_code_ids", np.array([self.colours[c] for c in codes], np.uint8))
 
     def index_ids(self, raw: np.ndarray, path: Path) -> np.ndarray:
-        present = np.flatnonzero(np.bincount(raw.ravel(), minlength=LUT_SIZE))
+        # which values occur: OpenCV's histogram of a uint8 map (float counts: only > 0 is read)
+        hist = cv2.calcHist([np.ascontiguousarray(raw)], [0], None, [LUT_SIZE], [0, LUT_SIZE])
+        present = np.flatnonzero(hist.ravel())
         bad = [int(v) for v in present if self.lut[v] == INVALID]
         binary = present.tolist() == [0, 255] and 255 not in self.label_map
         if bad or (binary and len(self.class_names) > 1 and self.lut[0] == 0):
             raise SampleError(self._values_message(path, present.tolist(), bad, binary))
-        return self.lut[raw].astype(np.uint8)
+        return np.take(self._ids, raw)
 
     def _values_message(self, path: Path, present: list[int], bad: list[int], binary: bool) -> str:
         one = self.class_names[1] if len(self.class_names) > 1 else "?"
@@ -149,11 +164,12 @@ class MaskCoding:
     def colour_ids(self, raw: np.ndarray, path: Path) -> np.ndarray:
         codes = (raw[..., 0].astype(np.int32) << 16) | (raw[..., 1].astype(np.int32) << 8)
         codes |= raw[..., 2]
-        found, inverse = np.unique(codes, return_inverse=True)
-        ids = np.array([self.colours.get(int(c), INVALID) for c in found], np.int32)
-        if (ids == INVALID).any():
+        slot = np.minimum(np.searchsorted(self._codes, codes), len(self._codes) - 1)
+        if not np.array_equal(self._codes[slot], codes):
+            found, inverse = np.unique(codes, return_inverse=True)
+            ids = np.array([self.colours.get(int(c), INVALID) for c in found], np.int32)
             raise SampleError(self._colours_message(path, found, ids, inverse))
-        return ids[inverse].reshape(codes.shape).astype(np.uint8)
+        return np.take(self._code_ids, slot)
 
     def _colours_message(
         self, path: Path, found: np.ndarray, ids: np.ndarray, inverse: np.ndarray
