@@ -28,15 +28,16 @@ def plain_model(ckpt_path: Path):
 
 def synthetic_split(split: str, count: int, size: int, mean, std):
     """(float64 1×3×H×W images, H×W masks): the first ``count`` samples of ``split`` of the
-    synthetic dataset (default seed and layout), normalised as documented: (x/255 − mean)/std."""
+    synthetic dataset (default seed, layout and scene family), normalised as documented:
+    (x/255 − mean)/std."""
     import numpy as np
     import torch
 
-    from cfnet.data.synthetic import render_scene
+    from cfnet.data.synthetic import render
 
     images, masks = [], []
     for i in range(count):
-        image, mask, _ = render_scene(0, split, i, size, 0.3, 3)
+        image, mask = render("mixed", 0, split, i, size, 0.3, 3)
         x = (image.astype(np.float64) / 255 - np.asarray(mean)) / np.asarray(std)
         images.append(torch.from_numpy(x).permute(2, 0, 1)[None])
         masks.append(mask)

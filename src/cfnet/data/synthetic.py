@@ -14,6 +14,17 @@ fraction of the image diagonal) away from every cue. So a pixel of an ambiguous 
 labelled from its own neighbourhood: the evidence lies in a distant, co-occurring object, which is
 what CFNet's co-occurrent features are for (and what a local FCN receptive field lacks).
 
+These *single* scenes have a shortcut: the whole image is one scene type, so one global average
+of the features ("is there a boat anywhere?") decides every ambiguous pixel; global pooling alone
+solves them. *Paired* scenes (``render_paired_scene``) remove it. Both cues are drawn in every
+image, each carrying a square marker of one of two per-scene colours, and every ambiguous object is
+painted in the colour of exactly one cue, whose scene its label follows (a water blob in the boat's
+colour is ``sea``, in the car's colour ``canal``). Exchanging the two cues' colours flips every
+ambiguous label and leaves the colour and label histograms of the image unchanged (a test checks
+it), so no function of globally pooled statistics can beat chance on those objects: a pixel needs
+the feature it co-occurs with, found by similarity, which is what ACF's p(c|t) computes.
+``dataset.scenes`` picks ``single``, ``paired`` or ``mixed`` (alternating; the default).
+
 Everything is generated on the fly from ``(seed, split, index)``: deterministic, no files, and the
 same sample whatever the worker or process that draws it.
 """
@@ -26,6 +37,7 @@ import numpy as np
 
 from cfnet.data.datamodule import SegmentationDataModule
 from cfnet.data.dataset import SegmentationDataset
+from cfnet.utils.checks import one_of
 
 CLASS_NAMES: tuple[str, ...] = (
     "background",
@@ -42,6 +54,7 @@ HARBOUR, STREET = 0, 1
 AMBIGUOUS_LABEL = {("water", HARBOUR): SEA, ("water", STREET): CANAL}
 AMBIGUOUS_LABEL |= {("pole", HARBOUR): MAST, ("pole", STREET): LAMPPOST}
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+_PAIRED_STREAM = 1  # paired scenes draw from their own random stream: (seed, split, index, 1)
 
 
 @dataclass(frozen=True)
@@ -98,23 +111,23 @@ def _draw_car(rng, image, mask, box, yy, xx) -> None:
     mask[body | cabin | wheels] = CAR
 
 
-def _draw_water(rng, image, mask, box, yy, xx, label) -> None:
+def _draw_water(rng, image, mask, box, yy, xx, label, base=(40, 150, 170)) -> None:
     ry, rx = box.radius * rng.uniform(0.55, 0.8), box.radius
     blob = ((yy - box.cy) / ry) ** 2 + ((xx - box.cx) / rx) ** 2 < 1
     waves = np.sin(yy * rng.uniform(0.6, 0.9) + np.sin(xx * 0.3) * 2 + rng.uniform(0, 6))
-    colour = _jitter(rng, (40, 150, 170), 12)
+    colour = _jitter(rng, base, 12)
     image[blob] = colour + (waves[blob, None] * 25).astype(np.float32)
     mask[blob] = label
 
 
-def _draw_pole(rng, image, mask, box, yy, xx, label) -> None:
+def _draw_pole(rng, image, mask, box, yy, xx, label, base=(225, 205, 70)) -> None:
     half_w = rng.uniform(3.0, 4.5)
     lamp = 2.2 * half_w  # lamp radius; pole + lamp stay inside the bounding circle
     half_len = box.radius - lamp
     pole = (np.abs(xx - box.cx) < half_w) & (np.abs(yy - (box.cy + lamp)) < half_len)
     top = ((yy - (box.cy + lamp - half_len)) ** 2 + (xx - box.cx) ** 2) < lamp**2
     stripes = (np.floor((yy - box.cy) / 5) % 2).astype(np.float32)
-    colour = _jitter(rng, (225, 205, 70), 12)
+    colour = _jitter(rng, base, 12)
     image[pole] = colour - stripes[pole, None] * 45
     image[top] = colour
     mask[pole | top] = label
@@ -198,6 +211,229 @@ def render_scene(
     return np.clip(image, 0, 255).astype(np.uint8), mask, scene
 
 
+# ---- paired scenes: both cue kinds in one image, pairing by a shared marker colour -------------
+# Saturated marker colours, far from the objects' own colours (sail, hull, car body, water, pole).
+MARKER_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (235, 35, 35),  # red
+    (35, 200, 60),  # green
+    (245, 245, 245),  # white
+    (20, 20, 20),  # black
+    (220, 40, 220),  # magenta
+    (20, 235, 235),  # cyan
+)
+# label of (appearance, paired cue): water → sea with a boat, canal with a car; pole likewise
+PAIRED_LABEL = {("water", BOAT): SEA, ("water", CAR): CANAL}
+PAIRED_LABEL |= {("pole", BOAT): MAST, ("pole", CAR): LAMPPOST}
+
+
+@dataclass(frozen=True)
+class PairedObject:
+    """One object of a paired scene: what it is, where, and which marker colour it carries."""
+
+    kind: str  # "boat" | "car" | "water" | "pole"
+    box: _Box
+    colour: int  # index into the scene's two marker colours (0: the boat's, 1: the car's)
+    label: int  # class id
+
+
+@dataclass(frozen=True)
+class PairedScene:
+    """The layout of a paired scene (for tests and measurements; ``render_paired_scene``)."""
+
+    objects: tuple[PairedObject, ...]
+    colours: tuple[int, int]  # MARKER_COLOURS indices of the boat's and the car's marker
+    marker: int  # side of the square markers, px
+
+
+def _marker(image, mask, cy: float, cx: float, side: int, colour, label: int) -> None:
+    """A side×side square of ``colour`` centred (to the pixel) on (cy, cx), labelled ``label``.
+
+    Every marker of a scene has the same integer side, so two markers cover the same pixel count.
+    """
+    top, left = round(cy) - side // 2, round(cx) - side // 2
+    rows = slice(max(top, 0), max(top + side, 0))
+    cols = slice(max(left, 0), max(left + side, 0))
+    image[rows, cols] = colour
+    mask[rows, cols] = label
+
+
+def _draw_painted_boat(rng, image, mask, box, yy, xx, side, colour) -> tuple[float, float]:
+    """A brown hull under a square sail of ``side`` px; returns the sail's centre."""
+    r = box.radius
+    cy, cx = box.cy - 0.2 * r, box.cx
+    bottom = round(cy) - side // 2 + side  # first row under the sail
+    depth = yy - bottom
+    hull = (depth >= 0) & (depth < 0.45 * r) & (np.abs(xx - cx) < 0.95 * r - 0.9 * depth)
+    image[hull] = _jitter(rng, (120, 60, 30), 15)
+    mask[hull] = BOAT
+    return cy, cx
+
+
+def _draw_painted_car(rng, image, mask, box, yy, xx, side, colour) -> tuple[float, float]:
+    """A square body of ``side`` px on two dark wheels; returns the body's centre."""
+    r = box.radius
+    cy, cx = box.cy - 0.15 * r, box.cx
+    bottom = round(cy) - side // 2 + side
+    wheels = np.zeros(yy.shape, bool)
+    for wx in (-0.35, 0.35):
+        wheels |= (yy - bottom) ** 2 + (xx - (cx + wx * side)) ** 2 < (0.28 * r) ** 2
+    image[wheels] = _jitter(rng, (25, 25, 30), 5)
+    mask[wheels] = CAR
+    return cy, cx
+
+
+def _place_twin(
+    rng: np.random.Generator, size: int, first: _Box, avoid: list[_Box], gaps: list[float]
+) -> _Box | None:
+    """A second object of ``first``'s radius whose centre differs from it by whole pixels, so the
+    two are drawn with the same mask; ``gaps[i]`` is the gap to keep from ``avoid[i]``."""
+    margin = first.radius + 1
+    for _ in range(200):
+        cy, cx = rng.uniform(margin, size - margin, size=2)
+        cy, cx = first.cy + round(cy - first.cy), first.cx + round(cx - first.cx)
+        if not (margin <= cy <= size - margin and margin <= cx <= size - margin):
+            continue
+        if all(
+            np.hypot(cy - b.cy, cx - b.cx) >= g + b.radius + first.radius
+            for b, g in zip(avoid, gaps, strict=True)
+        ):
+            return _Box(cy, cx, first.radius)
+    return None
+
+
+def paired_layout(
+    seed: int, split: str, index: int, image_size: int, min_distance: float, max_ambiguous: int
+) -> tuple[PairedScene, np.random.Generator]:
+    """Where the objects of a paired scene go, and the generator that then draws them.
+
+    One boat and one car, each with a marker of its own colour (two distinct colours drawn from
+    ``MARKER_COLOURS`` per scene). Ambiguous objects come as *twins*: two objects of the same kind
+    and the same shape, one with each marker colour; each takes the label of the cue whose colour
+    it carries. Every ambiguous object keeps ``min_distance`` (fraction of the diagonal) from both
+    cues. ``max_ambiguous`` // 2 twin pairs at most (at least one).
+    """
+    rng = np.random.default_rng([seed, SPLIT_IDS[split], index, _PAIRED_STREAM])
+    size, scale = image_size, image_size / 160
+    gap = min_distance * size * np.sqrt(2)
+    colours = tuple(int(c) for c in rng.choice(len(MARKER_COLOURS), size=2, replace=False))
+    while True:
+        boat = _place(rng, size, rng.uniform(16, 20) * scale, [], 0)
+        car = _place(rng, size, rng.uniform(16, 20) * scale, [boat], 2 * scale)
+        if car is None:
+            continue
+        marker = round(1.25 * min(boat.radius, car.radius))
+        objects = [PairedObject("boat", boat, 0, BOAT), PairedObject("car", car, 1, CAR)]
+        placed: list[_Box] = []
+        for _ in range(max(1, max_ambiguous // 2)):
+            kind = "water" if rng.random() < 0.5 else "pole"
+            radius = (rng.uniform(14, 22) if kind == "water" else rng.uniform(22, 28)) * scale
+            avoid, gaps = [boat, car, *placed], [gap, gap] + [2 * scale] * len(placed)
+            first = _place_among(rng, size, radius, avoid, gaps)
+            second = (
+                None
+                if first is None
+                else _place_twin(rng, size, first, [*avoid, first], [*gaps, 2 * scale])
+            )
+            if second is None:
+                break
+            first_colour = int(rng.integers(2))
+            for box, colour in ((first, first_colour), (second, 1 - first_colour)):
+                cue = BOAT if colour == 0 else CAR
+                objects.append(PairedObject(kind, box, colour, PAIRED_LABEL[(kind, cue)]))
+            placed += [first, second]
+        if placed:
+            return PairedScene(tuple(objects), colours, marker), rng
+
+
+def _place_among(
+    rng: np.random.Generator, size: int, radius: float, avoid: list[_Box], gaps: list[float]
+) -> _Box | None:
+    """Uniform position at least ``gaps[i]`` (between bounding circles) from each ``avoid[i]``."""
+    margin = radius + 1
+    for _ in range(200):
+        cy, cx = rng.uniform(margin, size - margin, size=2)
+        if all(
+            np.hypot(cy - b.cy, cx - b.cx) >= g + b.radius + radius
+            for b, g in zip(avoid, gaps, strict=True)
+        ):
+            return _Box(cy, cx, radius)
+    return None
+
+
+def render_paired_scene(
+    seed: int,
+    split: str,
+    index: int,
+    image_size: int,
+    min_distance: float,
+    max_ambiguous: int,
+    swap: bool = False,
+) -> tuple[np.ndarray, np.ndarray, PairedScene]:
+    """One paired sample: (image H×W×3 uint8, mask H×W uint8 class ids, its layout).
+
+    ``swap=True`` draws the same scene with the boat's and the car's marker colours exchanged:
+    the same pixels everywhere but on the two cue markers, and every ambiguous label flipped to
+    its partner (sea ↔ canal, mast ↔ lamppost). A test checks that the two versions have the
+    same colour histogram and the same label histogram: nothing pooled over the image can tell
+    them apart, only which cue each marker colour sits on.
+    """
+    layout, rng = paired_layout(seed, split, index, image_size, min_distance, max_ambiguous)
+    size = image_size
+    image = _background(rng, size)
+    mask = np.zeros((size, size), np.uint8)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    # one jitter per marker colour and scene, the same on the cue and on its twins
+    palette = [_jitter(rng, MARKER_COLOURS[c], 10) for c in layout.colours]
+    cue_colour = (1, 0) if swap else (0, 1)  # marker colour index on (boat, car)
+    twins_seed = int(rng.integers(2**31))
+    objects = []
+    for obj in layout.objects:
+        if obj.kind in ("water", "pole"):
+            paired_cue = BOAT if cue_colour[0] == obj.colour else CAR
+            obj = PairedObject(obj.kind, obj.box, obj.colour, PAIRED_LABEL[(obj.kind, paired_cue)])
+        objects.append(obj)
+    for i, obj in enumerate(objects):
+        win, box = _window(obj.box, size), obj.box
+        # twins (same radius, same pair index) draw their shape from the same generator state
+        shape_rng = np.random.default_rng([twins_seed, i // 2]) if i >= 2 else rng
+        args = (image[win], mask[win], box, yy[win], xx[win])
+        colour = palette[obj.colour if i >= 2 else cue_colour[i]]
+        if obj.kind == "water":
+            _draw_water(shape_rng, *args, obj.label, base=colour)
+        elif obj.kind == "pole":
+            _draw_pole(shape_rng, *args, obj.label, base=colour)
+        else:
+            draw_cue = _draw_painted_boat if obj.kind == "boat" else _draw_painted_car
+            spot = draw_cue(rng, *args, layout.marker, colour)
+            _marker(image, mask, *spot, layout.marker, colour, obj.label)
+    scene = PairedScene(tuple(objects), layout.colours, layout.marker)
+    return np.clip(image, 0, 255).astype(np.uint8), mask, scene
+
+
+SCENE_FAMILIES: tuple[str, ...] = ("single", "paired", "mixed")
+
+
+def render(
+    family: str,
+    seed: int,
+    split: str,
+    index: int,
+    image_size: int,
+    min_distance: float,
+    max_ambiguous: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sample ``index`` of a scene family: (image H×W×3 uint8, mask H×W uint8 class ids).
+
+    ``mixed`` alternates the two families: even indices are single-scene, odd ones paired (the
+    very samples of ``single`` and ``paired`` at that index).
+    """
+    if one_of("scenes", family, SCENE_FAMILIES) == "mixed":
+        family = "paired" if index % 2 else "single"
+    draw = render_paired_scene if family == "paired" else render_scene
+    image, mask, _ = draw(seed, split, index, image_size, min_distance, max_ambiguous)
+    return image, mask
+
+
 class SyntheticCooccurrence(SegmentationDataset):
     """``length`` procedurally generated samples of one split (see the module docstring)."""
 
@@ -209,6 +445,7 @@ class SyntheticCooccurrence(SegmentationDataset):
         image_size: int,
         min_distance: float,
         max_ambiguous: int,
+        scenes: str = "single",
         transform=None,
     ) -> None:
         super().__init__(transform)
@@ -220,13 +457,20 @@ class SyntheticCooccurrence(SegmentationDataset):
             min_distance,
             max_ambiguous,
         )
+        self.scenes = scenes
 
     def __len__(self) -> int:
         return self.length
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
-        image, mask, _ = render_scene(
-            self.seed, self.split, index, self.image_size, self.min_distance, self.max_ambiguous
+        image, mask = render(
+            self.scenes,
+            self.seed,
+            self.split,
+            index,
+            self.image_size,
+            self.min_distance,
+            self.max_ambiguous,
         )
         return image, mask, f"{self.split}_{index:05d}"
 
@@ -240,6 +484,11 @@ class SyntheticDataModule(SegmentationDataModule):
     image_size: int
     min_distance: float  # cue ↔ ambiguous gap, fraction of the image diagonal
     max_ambiguous: int  # ambiguous objects per image: 1..max_ambiguous
+    scenes: str = "single"  # single | paired | mixed (SCENE_FAMILIES)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        one_of("scenes", self.scenes, SCENE_FAMILIES)
 
     def build_dataset(
         self, split: str, transform, replace_bad: bool = False
@@ -253,5 +502,6 @@ class SyntheticDataModule(SegmentationDataModule):
             self.image_size,
             self.min_distance,
             self.max_ambiguous,
+            self.scenes,
             transform,
         )
