@@ -445,7 +445,7 @@ class SyntheticCooccurrence(SegmentationDataset):
         image_size: int,
         min_distance: float,
         max_ambiguous: int,
-        scenes: str = "single",
+        scenes: str = "mixed",
         transform=None,
     ) -> None:
         super().__init__(transform)
@@ -484,7 +484,7 @@ class SyntheticDataModule(SegmentationDataModule):
     image_size: int
     min_distance: float  # cue ↔ ambiguous gap, fraction of the image diagonal
     max_ambiguous: int  # ambiguous objects per image: 1..max_ambiguous
-    scenes: str = "single"  # single | paired | mixed (SCENE_FAMILIES)
+    scenes: str = "mixed"  # single | paired | mixed (SCENE_FAMILIES)
 
     def __post_init__(self) -> None:
         super().__post_init__()
