@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import os
 import socket
 import traceback
 from collections.abc import Awaitable, Callable
@@ -217,8 +218,8 @@ def listen(host: str, port: int) -> socket.socket:
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         return socket.create_server((host, port), family=family)
-    except OSError as err:
-        why = err.strerror or str(err)
+    except OSError as err:  # (create_server's message repeats the address: the system's words)
+        why = os.strerror(err.errno) if err.errno else str(err)
         raise ValueError(
             f"cannot listen on host={host} port={port}: {why} (port=0 picks a free port)"
         ) from None

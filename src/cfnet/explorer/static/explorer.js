@@ -36,7 +36,7 @@ async function guarded(action) {
 
 // ---- colours ---------------------------------------------------------------------------------
 // "hot": black → red → yellow → white. r + g + b grows linearly with the value, so the map a
-// canvas shows can be read back from its pixels (the browser test does).
+// canvas shows can be read back from its pixels and range (the browser test does).
 function hot(v) {
   const c = (t) => Math.round(255 * Math.min(1, Math.max(0, t)));
   return [c(3 * v), c(3 * v - 1), c(3 * v - 2)];
@@ -208,19 +208,24 @@ function row(head, map) {
   return state.rows.subarray(start, start + m);
 }
 
+// One key cell a canvas pixel, coloured from the row's smallest value (black) to its largest
+// (white): a trained model's rows start near 0, an untrained one's are nearly uniform, and both
+// show their structure. The range is kept on the canvas (data-min, data-max) and printed.
 function drawHeat(canvas, values, grid) {
   const [gh, gw] = grid;
-  let max = 0;
-  for (const v of values) max = Math.max(max, v);
+  let min = Infinity, max = -Infinity;
+  for (const v of values) { min = Math.min(min, v); max = Math.max(max, v); }
   canvas.width = gw; canvas.height = gh;
   const context = canvas.getContext("2d");
   const pixels = context.createImageData(gw, gh);
   values.forEach((v, i) => {
-    const [r, g, b] = hot(max > 0 ? v / max : 0);
+    const [r, g, b] = hot(max > min ? (v - min) / (max - min) : 0);
     pixels.data.set([r, g, b, 255], 4 * i);
   });
   context.putImageData(pixels, 0, 0);
-  return max;
+  canvas.dataset.min = String(min);
+  canvas.dataset.max = String(max);
+  return [min, max];
 }
 
 function draw() {
@@ -238,7 +243,8 @@ function draw() {
   readout.dataset.cls = answer.class;
   if (!state.rows) return;
   readout.append(` · query cell (${answer.cell[0]}, ${answer.cell[1]}) of ${answer.query_grid[0]}×${answer.query_grid[1]}`);
-  const max = drawHeat($("heat-canvas"), row(state.head, state.map), answer.key_grid);
+  const [min, max] = drawHeat($("heat-canvas"), row(state.head, state.map), answer.key_grid);
+  $("heat-min").textContent = min.toPrecision(4);
   $("heat-max").textContent = max.toPrecision(4);
   drawPrior(answer.prior);
   drawClasses();
