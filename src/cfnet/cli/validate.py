@@ -28,7 +28,8 @@ What no single constructor can see is checked here:
 * ``trainer.max_epochs=-1`` (Lightning: no end) with no ``trainer.max_steps``: the poly
   learning-rate schedule (``optim.scheduler``) needs the run's length.
 * ``cfnet.predict``'s own options (``export``, ``overlay_alpha``, ``overwrite``,
-  ``on_bad_input``), which no constructor takes.
+  ``on_bad_input``), and those of ``cfnet.explore`` (``port``, ``host``, the sizes and limits)
+  and ``cfnet.cooccurrence`` (``images``, the sizes), which no constructor takes.
 """
 
 from __future__ import annotations
