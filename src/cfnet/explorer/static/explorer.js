@@ -74,6 +74,7 @@ async function start() {
     $("no-map").textContent = `No co-occurrence map: ${info.message}. The page shows the prediction only.`;
     $("no-map").hidden = false;
     $("map-controls").hidden = true;
+    $("heat-slider").hidden = true;
   } else {
     choices("heads", "head", Array.from({ length: info.heads }, (_, h) => `head ${h}`), (h) => { state.head = h; draw(); });
   }
@@ -337,8 +338,10 @@ async function pollMatrix() {
   } else if (matrix.state === "done") {
     status.textContent = `${matrix.images} ${matrix.split} images`;
     drawMatrices(matrix);
-  } else {
+  } else {  // unavailable (no ACF module, no images of the split) or failed: say why
     status.textContent = matrix.message || matrix.state;
+    $("matrix-help").hidden = true;
+    $("matrices").hidden = true;
   }
 }
 
