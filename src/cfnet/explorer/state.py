@@ -61,9 +61,11 @@ class Explorer:
         self._held: OrderedDict[str, Inspected] = OrderedDict()
         self._names: dict[str, int] | None = None
         self._matrix: dict[str, Any] = {"state": "not started"}
+        self._matrix_lock = threading.Lock()  # started once, whatever asks at the same time
 
     # ---- what the page starts from -----------------------------------------------------------
     def info(self) -> dict[str, Any]:
+        """The model, its classes and colours, the split: what the page is built from."""
         card = self.card
         return {
             **self.about,
@@ -143,6 +145,11 @@ class Explorer:
     # ---- the class co-occurrence of the split ------------------------------------------------
     def matrix(self) -> dict[str, Any]:
         """The matrix's state; the first call starts computing it in a thread of its own."""
+        with self._matrix_lock:
+            self._start_matrix()
+        return dict(self._matrix)
+
+    def _start_matrix(self) -> None:
         if self._matrix["state"] == "not started":
             if self.card.no_map is not None or self.dataset is None:
                 why = self.card.no_map or f"no {self.split} images: {self.about['dataset_note']}"
@@ -153,7 +160,6 @@ class Explorer:
                     total = min(total, self.limits.matrix_images)
                 self._matrix = {"state": "computing", "done": 0, "total": total}
                 threading.Thread(target=self._compute_matrix, args=(total,), daemon=True).start()
-        return dict(self._matrix)
 
     def _samples(self, total: int) -> Iterator[Sample]:
         for index in range(total):
