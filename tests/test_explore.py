@@ -242,7 +242,8 @@ def test_a_click_in_the_browser_shows_the_models_p_c_t_for_that_pixel(
     browser.execute_script(
         "arguments[0].scrollIntoView()", browser.find_element(By.ID, "matrix-section")
     )
-    a, b = ambiguous[0], int(np.setdiff1d(np.unique(mask), [ambiguous[0]])[-1])
+    a = int(mask[y, x_])  # the clicked pixel's class, and another class of its image
+    b = int(np.append(np.setdiff1d(np.unique(mask), [0, a, hp.ignore_index]), a)[0])
     browser.find_element(By.ID, f"lift-{a}-{b}").click()
     assert matrix
     browser.save_screenshot(str(tmp_path / "explorer_matrix.png"))
