@@ -51,6 +51,7 @@ bench: install  # CKPT=<best.ckpt> also times the evaluation protocols on that c
 	$(BIN)/python benchmarks/acf_impls.py --sizes 256 512 768 1024
 	$(BIN)/python benchmarks/model_speed.py --sizes 256 512 --batch 2 --reps 3
 	$(BIN)/python benchmarks/eval_protocol.py $(if $(CKPT),--ckpt $(CKPT) --breakdown 60)
+	$(BIN)/python benchmarks/loader_speed.py
 	$(BIN)/python benchmarks/explorer_speed.py --threads 2
 	@if $(BIN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
 		$(BIN)/python benchmarks/gpu_speed.py --compile none && \

@@ -214,6 +214,7 @@ def render() -> str:
         ("speed_cuda", "On the GPU (benchmarks/gpu_speed.py)"),
         ("speed_cuda_compiled", "On the GPU, compiled (torch.compile, CUDA graphs)"),
         ("speed_cpu", "Batched evaluation on this CPU (benchmarks/gpu_speed.py)"),
+        ("loader_speed", "Your own data: the folder loader vs VOC's (benchmarks/loader_speed.py)"),
         ("explorer_speed", "The explorer: first pass and clicks (benchmarks/explorer_speed.py)"),
     ):
         if load(name) is not None:  # the tables as the script wrote them, under its record

@@ -260,7 +260,8 @@ def test_resume_refuses_overrides_that_change_the_run_in_one_line(trained_run):
     assert result.stderr.strip().splitlines() == [
         f"error: resuming {last} continues its run as configured; these overrides would change "
         "its model, data or schedule: model.k (2 → 4), trainer.max_epochs (2 → 3). Drop them to "
-        "resume, or start a new run (without ckpt_path) to train another configuration"
+        "resume, or start a new run (without ckpt_path) to train another configuration; to "
+        f"train on from these weights, start it with model.init_from={last}"
     ]
     assert {p.name: p.read_bytes() for p in (trained_run / "checkpoints").iterdir()} == before
 

@@ -149,7 +149,7 @@ def load_safetensors(path: str | Path) -> tuple[Segmentor, dict[str, Any]]:
     if not path.is_file() or not meta_path.is_file():
         raise FileNotFoundError(f"expected {str(path)!r} and {str(meta_path)!r} (cfnet.export)")
     meta = json.loads(meta_path.read_text())
-    net: Segmentor = instantiate({**meta["model"], "pretrained": None})
+    net: Segmentor = instantiate({**meta["model"], "pretrained": None, "init_from": None})
     net.load_state_dict(load_file(str(path)))
     return net.eval(), meta
 

@@ -49,6 +49,8 @@ def train(
         checkpoint = read_checkpoint(
             cfg.ckpt_path, "checkpoint to resume from", require=TRAINING_KEYS
         )
+    if cfg.ckpt_path and cfg.model.get("init_from"):  # the checkpoint holds the weights
+        cfg.model.init_from = None  # (not read again)
     check_train_config(cfg)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     callbacks.append(RunConfigCheckpoint(cfg, overrides or []))  # checkpoints carry their config

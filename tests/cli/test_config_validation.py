@@ -17,8 +17,8 @@ HEADS_LINE = (
     "(d = channels / heads per head); allowed: 1, 2, 4, 8, 16, 32, 64, 128, 256, 512"
 )
 DATASETS = (
-    "ade20k, cityscapes, coco_voc, pascal_context, pascal_context60, pascal_voc, pascal_voc_aug, "
-    "synthetic"
+    "ade20k, cityscapes, coco_voc, folder, pascal_context, pascal_context60, pascal_voc, "
+    "pascal_voc_aug, synthetic"
 )
 
 

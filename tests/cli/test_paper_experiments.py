@@ -34,6 +34,10 @@ PAPER: dict[str, dict] = {
         "lr": 0.004, "epochs": 180,
     },
     "coco_r101": {"dataset": "coco_voc", **R101, **CROP480, "lr": 0.004, "epochs": 30},
+    "voc_from_coco_r101": {  # §4.3: fine-tuned from coco_r101's whole model, §4.1's VOC LR / epochs
+        "dataset": "pascal_voc_aug", "backbone": "resnet101s", "pretrained": None, **CROP480,
+        "lr": 0.001, "epochs": 50,
+    },
     "voc_r101": {"dataset": "pascal_voc_aug", **R101, **CROP480, "lr": 0.001, "epochs": 80},
     "table2_context": {"dataset": "pascal_context", **R50, **CROP480, "lr": 0.001, "epochs": 80},
     "table3_context": {"dataset": "pascal_context", **R50, **CROP480, "lr": 0.001, "epochs": 80},
@@ -77,9 +81,13 @@ def test_every_paper_experiment_is_listed_here_and_in_the_guide():
         assert f"experiment=paper/{name}" in guide, name
 
 
+# What a stage needs from the command line to be checked (its own value: see the next tests).
+GIVEN = {"voc_from_coco_r101": ["model.init_from=null"]}
+
+
 @pytest.mark.parametrize("name", sorted(set(PAPER) - set(SWEEPS)))
 def test_paper_experiment_composes_to_the_papers_values(name, monkeypatch):
-    cfg = _compose([f"experiment=paper/{name}"])
+    cfg = _compose([f"experiment=paper/{name}", *GIVEN.get(name, [])])
     _assert_paper_values(cfg, name)
     # CFNet as the paper's best: ACF + GP, H=4, K=2 (Table 3); Enc as in Table 4 (module doc)
     model = cfg.model
@@ -105,6 +113,25 @@ def test_paper_sweeps_compose_every_job(name, monkeypatch):
         if name == "table3_context":  # the cells of Table 3: CFNet (+ACF +GP), Φ atrous rate 4
             assert job_cfg.model.phi == "dilated_ffn" and not job_cfg.model.use_enc
             assert f"model.k={job_cfg.model.k}" in job
+
+
+def test_the_voc_stages_build_one_model_and_the_second_needs_the_first():
+    """Stage 2 (VOC) builds the model of stage 1 (COCO) exactly, so model.init_from loads every
+    tensor of stage 1's checkpoint, classifiers included (both have the 21 VOC classes)."""
+    coco, voc = (
+        _compose([f"experiment=paper/{n}", *GIVEN.get(n, [])]) for n in PAPER if "coco" in n
+    )
+    assert coco.dataset.num_classes == voc.dataset.num_classes == 21
+    assert coco.dataset.class_names == voc.dataset.class_names
+    loaded_from = {"pretrained", "init_from"}
+    shape = {k: v for k, v in coco.model.items() if k not in loaded_from}
+    assert shape == {k: v for k, v in voc.model.items() if k not in loaded_from}
+    result = run_cli("cfnet.train", "experiment=paper/voc_from_coco_r101", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        "error: model.init_from is required here: the best-epoch*.ckpt of "
+        "experiment=paper/coco_r101; pass model.init_from=<it>"
+    )
 
 
 def test_cli_cfg_job_prints_the_paper_recipe():

@@ -130,6 +130,7 @@ def test_stats_skips_bad_samples_and_reports_the_count(tmp_path, capsys):
             f"dataset.root={tmp_path}",
             "dataset.on_bad_sample=skip",
             "dataset.num_workers=0",
+            "split=train",
         ],
     )
     label_statistics(cfg)

@@ -27,6 +27,7 @@ from cfnet.data.releases import (
 )
 from cfnet.stats import label_statistics
 from support.configs import TINY_FILE_RUN, compose_config
+from support.folder_trees import make_folder_tree
 from support.raw_releases import (
     context59,
     make_cityscapes_tree,
@@ -48,12 +49,15 @@ class Tree:
     model_overrides: tuple[str, ...] = ()
 
 
-def histogram(labels: list[np.ndarray], num_classes: int) -> tuple[list[int], int]:
-    counts = np.zeros(256, np.int64)
+def histogram(labels: list[np.ndarray], num_classes: int) -> tuple[list[int], list[int], int]:
+    """(pixels per class, images holding each class, ignored pixels) of training-id maps."""
+    counts, images = np.zeros(256, np.int64), np.zeros(256, np.int64)
     for label in labels:
-        counts += np.bincount(label.ravel(), minlength=256)
+        hist = np.bincount(label.ravel(), minlength=256)
+        counts += hist
+        images += hist > 0
     assert counts[num_classes:255].sum() == 0
-    return counts[:num_classes].tolist(), int(counts[255])
+    return counts[:num_classes].tolist(), images[:num_classes].tolist(), int(counts[255])
 
 
 def as_training_ids(raw: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
@@ -149,6 +153,13 @@ def build_coco_voc(tmp: Path) -> Tree:
     return Tree(tmp / "root", kept, ["dataset.batch_size=1"], ("model.use_gp=false",))
 
 
+def build_folder(tmp: Path) -> Tree:
+    """Your own data (dataset=folder): index, palette and RGB masks, JPEG and PNG images, names
+    with spaces, a sub-folder; the expected ids come from the builder, not from cfnet."""
+    written = make_folder_tree(tmp / "root", train=12, val=3)
+    return Tree(tmp / "root", list(written["train"].values()), [])
+
+
 BUILDERS: dict[str, tuple[str, Callable[[Path], Tree]]] = {
     "pascal_voc": ("pascal_voc", build_pascal_voc),
     "pascal_voc_aug": ("pascal_voc_aug", build_pascal_voc_aug),
@@ -158,6 +169,7 @@ BUILDERS: dict[str, tuple[str, Callable[[Path], Tree]]] = {
     "cityscapes": ("cityscapes", build_cityscapes),
     "cityscapes_trainids": ("cityscapes", build_cityscapes_train_ids),
     "coco_voc": ("coco_voc", build_coco_voc),
+    "folder": ("folder", build_folder),
 }
 
 
@@ -169,17 +181,19 @@ def dataset_tree(request, tmp_path_factory):
 
 def test_stats_json_is_exact(dataset_tree, capsys):
     name, tree = dataset_tree
-    cfg = compose_config("stats", [f"dataset={name}", f"dataset.root={tree.root}", *tree.overrides])
+    overrides = [f"dataset={name}", f"dataset.root={tree.root}", "split=train", *tree.overrides]
+    cfg = compose_config("stats", overrides)
     label_statistics(cfg)
     last = capsys.readouterr().out.strip().splitlines()[-1]
     num_classes = cfg.dataset.num_classes
-    pixels, ignored = histogram(tree.train_labels, num_classes)
+    pixels, images, ignored = histogram(tree.train_labels, num_classes)
     assert json.loads(last) == {
         "dataset": name,
         "split": "train",
         "num_images": len(tree.train_labels),
         "num_classes": num_classes,
         "pixels_per_class": pixels,
+        "images_per_class": images,
         "ignored_pixels": ignored,
     }
 
@@ -217,8 +231,10 @@ def test_every_dataset_config_resolves_with_its_recipe(name):
     """What ``--cfg job --resolve`` does: every interpolation (palettes included) resolves."""
     from omegaconf import OmegaConf
 
+    # (the folder dataset reads its classes from root/classes.txt unless given)
+    given = ["dataset.classes=[background,circle]"] if name == "folder" else []
     cfg = compose_config(
-        "train", [f"dataset={name}", "paths.root_dir=/r", "paths.output_dir=/r/out"]
+        "train", [f"dataset={name}", "paths.root_dir=/r", "paths.output_dir=/r/out", *given]
     )
     OmegaConf.resolve(cfg)
     data = cfg.dataset

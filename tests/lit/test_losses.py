@@ -68,3 +68,34 @@ def test_absent_heads_add_nothing():
     assert set(terms) == {"main", "total"}
     expected = (_ce([1.0, 0.0], 1) + _ce([-2.0, 0.5], 0)) / 2
     assert terms["total"].item() == pytest.approx(expected, abs=1e-12)
+
+
+def test_class_weights_weigh_each_pixel_by_its_class():
+    """loss.class_weight: Σ w_y · CE / Σ w_y over the labelled pixels (PyTorch's weighted mean),
+    for the main and the auxiliary head alike."""
+    main = [[2.0, -1.0], [0.5, 0.25], [9.0, -9.0], [0.0, 3.0]]
+    labels = [0, 1, IGNORE, 1]
+    weights = [0.25, 3.0]
+    logits = torch.tensor(main, dtype=torch.float64).T.reshape(1, 2, 1, 4)
+    terms = segmentation_loss(
+        SegmentorOutput(logits, logits, None),
+        torch.tensor([[labels]]),
+        aux_weight=0.5,
+        se_weight=0.2,
+        ignore_index=IGNORE,
+        class_weight=torch.tensor(weights, dtype=torch.float64),
+    )
+    kept = [(p, y) for p, y in zip(main, labels, strict=True) if y != IGNORE]
+    expected = sum(weights[y] * _ce(p, y) for p, y in kept) / sum(weights[y] for _, y in kept)
+    assert terms["main"].item() == pytest.approx(expected, abs=1e-12)
+    assert terms["total"].item() == pytest.approx(1.5 * expected, abs=1e-12)
+
+
+def test_auto_class_weights_are_inverse_frequency():
+    """N / (C · n_c), hand-computed: 100 labelled pixels, 3 classes, one of them absent."""
+    import numpy as np
+
+    from cfnet.data.label_counts import LabelCounts
+
+    counts = LabelCounts(np.array([80, 20, 0]), np.array([4, 2, 0]))
+    assert counts.inverse_frequency() == [100 / (3 * 80), 100 / (3 * 20), 0.0]

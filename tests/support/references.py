@@ -1,6 +1,7 @@
 """Independent reference scores: what a checkpoint scores on the synthetic split, computed without
 cfnet.evaluation, the data pipeline or Lightning (the checkpoint's weights in the plain model,
-float64, a NumPy confusion matrix); tests compare what ``cfnet.evaluate`` writes with it."""
+float64, a NumPy confusion matrix); tests compare what ``cfnet.evaluate`` writes with it. And a
+checkpoint's segmentor tensors read with torch alone (``segmentor_tensors``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def plain_model(ckpt_path: Path):
 
     ckpt = torch.load(ckpt_path, weights_only=True)
     hparams = ckpt["hyper_parameters"]
-    model = instantiate({**hparams["model"], "pretrained": None})
+    model = instantiate({**hparams["model"], "pretrained": None, "init_from": None})
     model.load_state_dict({k.removeprefix("net."): v for k, v in ckpt["state_dict"].items()})
     return model.eval(), hparams
 
@@ -125,3 +126,12 @@ def assert_scores_match(written: dict, reference: dict, class_names: list[str]) 
             assert written["class_iou"][name] is None, name
         else:
             assert written["class_iou"][name] == pytest.approx(iou, abs=slack + 1e-9), name
+
+
+def segmentor_tensors(ckpt_path: Path) -> dict:
+    """The segmentor's tensors of a checkpoint (``net.*`` of its state dict, prefix dropped), read
+    with ``torch.load`` alone: what ``model.init_from`` must have loaded, or a frozen part kept."""
+    import torch
+
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+    return {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}

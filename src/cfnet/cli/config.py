@@ -17,6 +17,8 @@ warnings.filterwarnings("ignore", message=r".*is not supported by the model summ
 # Wrong for cfnet: the training stream's position is restored through the DataModule's state
 # (cfnet.data.sampling), which this check of the loader's own interface does not see.
 warnings.filterwarnings("ignore", message=r".*ended before the epoch ended and your dataloader.*")
+# model.freeze_backbone keeps the backbone in eval mode on purpose (its BatchNorm statistics).
+warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
 # Lightning's notices that say nothing about the user's run: its adverts for its cloud services
 # (litlogger, litmodels), and that cfnet's own ModelSummary callback replaces its default one.
 _SILENCED = ("💡 Tip", "Trainer already configured with model summary callbacks")

@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from cfnet.utils.checks import keyed
 
@@ -50,7 +50,19 @@ def constructor_error(err: InstantiationException) -> BaseException | None:
     return cause
 
 
+def resolver_error(err: InterpolationResolutionError) -> BaseException | None:
+    """What a resolver itself raised (``${folder_classes:...}``: a missing ``classes.txt``), under
+    OmegaConf's wrappers (one per interpolation that led to it)."""
+    inner: BaseException | None = err
+    while isinstance(inner, InterpolationResolutionError):
+        inner = inner.__cause__ or inner.__context__
+    return inner
+
+
 def _message(err: BaseException) -> str | None:
+    if isinstance(err, InterpolationResolutionError):
+        cause = resolver_error(err)
+        return str(cause) if isinstance(cause, USER_ERRORS) else None
     if isinstance(err, MissingMandatoryValue):  # (check_command_line reports these first)
         return f"{err.full_key} is required and has no value; pass {err.full_key}=<value>"
     if isinstance(err, InstantiationException):

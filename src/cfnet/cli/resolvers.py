@@ -1,14 +1,18 @@
-"""OmegaConf resolvers: values that depend on the machine, and generated tables (palettes).
+"""OmegaConf resolvers: values that depend on the machine, generated tables (palettes), and the
+class names of a folder dataset (its ``classes.txt``).
 
 Registered by ``cfnet.cli.config`` before any config is composed: ``${best_accelerator:}``,
 ``${best_precision:}`` and ``${cpu_precision:}`` ask ``cfnet.utils.hardware``;
-``${voc_palette:n,first}`` writes out the Pascal VOC colour map.
+``${voc_palette:n,first}`` writes out the Pascal VOC colour map; ``${folder_classes:root}`` reads
+``dataset=folder``'s ``classes.txt`` and ``${len:...}`` counts them; ``${required:key,why}``
+refuses a run that lacks a value an experiment needs.
 """
 
 from __future__ import annotations
 
 from omegaconf import ListConfig, OmegaConf
 
+from cfnet.data.folder import read_classes
 from cfnet.data.labels import voc_palette
 from cfnet.utils.hardware import best_accelerator, best_precision, cpu_precision
 
@@ -23,9 +27,26 @@ def voc_palette_config(num_colours: int, first: int = 0) -> ListConfig:
     return OmegaConf.create(voc_palette(int(num_colours), int(first)).tolist())
 
 
+def folder_classes(root: str) -> ListConfig:
+    """``dataset=folder``'s class names from ``<root>/classes.txt`` (``cfnet.data.folder``)."""
+    return OmegaConf.create(read_classes(root))
+
+
+def required(key: str, what: str) -> None:
+    """``${required:model.init_from,'...'}``: a value an experiment needs from the command line.
+
+    ``???`` cannot say so where a group's default already set the key (a merge keeps the
+    default), so this resolver stands in for it and refuses in one line when it is resolved.
+    """
+    raise ValueError(f"{key} is required here: {what}; pass {key}=<it>")
+
+
 def register() -> None:
     """Register the resolvers (again: ``replace``), so that configs can be composed."""
     OmegaConf.register_new_resolver("best_accelerator", best_accelerator, replace=True)
     OmegaConf.register_new_resolver("best_precision", best_precision, replace=True)
     OmegaConf.register_new_resolver("cpu_precision", cpu_precision, replace=True)
     OmegaConf.register_new_resolver("voc_palette", voc_palette_config, replace=True)
+    OmegaConf.register_new_resolver("folder_classes", folder_classes, replace=True)
+    OmegaConf.register_new_resolver("len", len, replace=True)  # num_classes: ${len:${.classes}}
+    OmegaConf.register_new_resolver("required", required, replace=True)

@@ -270,7 +270,8 @@ def resume_config(
             raise ValueError(
                 f"resuming {cfg.ckpt_path} continues its run as configured; these overrides "
                 f"would change its model, data or schedule: {what}. Drop them to resume, or "
-                "start a new run (without ckpt_path) to train another configuration"
+                "start a new run (without ckpt_path) to train another configuration; to train "
+                f"on from these weights, start it with model.init_from={cfg.ckpt_path}"
             )
         config = OmegaConf.create(OmegaConf.to_container(config))
         for key, (_, new) in changes.items():

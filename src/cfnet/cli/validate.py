@@ -12,7 +12,8 @@ that takes it (``cfnet.models``, the DataModules, ``cfnet.data.transforms``), so
 gets it too; this module runs those constructors early and cheaply and names the config key:
 
 * ``model``: built on the meta device (no memory, no weights); ``model.pretrained`` is resolved
-  (a local file read with ``weights_only=True``, ``imagenet`` or a timm tag) but not loaded.
+  (a local file read with ``weights_only=True``, ``imagenet`` or a timm tag) but not loaded, and
+  the tensors of ``model.init_from`` are matched against the model's (``plan_init``).
 * ``dataset``: the DataModule is made (it reads nothing before ``setup``); for training, its
   augmentation is built too, which refuses a crop larger than the largest rescaled image.
 
@@ -25,6 +26,8 @@ What no single constructor can see is checked here:
 * ``trainer.devices`` a positive count, -1 (all), ``auto`` or a device list;
   ``trainer.num_nodes`` positive (Lightning's own errors for these are tracebacks).
   ``trainer.precision`` is left to Lightning, whose one-line error lists the allowed values.
+* ``loss.class_weight``: one weight per class of the dataset (``check_class_weight``, which the
+  LightningModule also applies).
 * ``trainer.max_epochs=-1`` (Lightning: no end) with no ``trainer.max_steps``: the poly
   learning-rate schedule (``optim.scheduler``) needs the run's length.
 * ``cfnet.predict``'s own options (``export``, ``overlay_alpha``, ``overwrite``,
@@ -41,11 +44,14 @@ from pathlib import Path
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
-from cfnet.cli.errors import constructor_error
+from cfnet.cli.errors import constructor_error, resolver_error
 from cfnet.data.datamodule import per_process_batch
+from cfnet.lit.class_weight import check_class_weight
 from cfnet.models.backbone import check_hub_cache, resolve_pretrained
+from cfnet.models.init_from import plan_init, read_source
 from cfnet.utils.checkpoint_files import read_weights
 from cfnet.utils.checks import allowed, is_int, is_number, keyed, one_of, positive_int
 
@@ -56,6 +62,9 @@ def config_group(group: str) -> Iterator[None]:
     ``model.heads=3: ...`` (``cfnet.utils.checks.keyed``; Hydra's wrapper is taken off)."""
     try:
         yield
+    except InterpolationResolutionError as err:  # a resolver's own message names its key
+        cause = resolver_error(err)
+        raise cause if isinstance(cause, ValueError | FileNotFoundError) else err from None
     except InstantiationException as err:
         cause = constructor_error(err)
         if not isinstance(cause, ValueError | FileNotFoundError):
@@ -70,10 +79,12 @@ def check_model(model: DictConfig) -> None:
     every argument, with no memory for weights (0.06-0.6 s for ResNet-10-T to -101 on a 2-core
     CPU). The weights ``model.pretrained`` names are looked at on their own (found, and for a
     file readable as tensors only), never loaded here."""
-    pretrained = model.get("pretrained")
+    pretrained, init_from = model.get("pretrained"), model.get("init_from")
     with config_group("model"), torch.device("meta"):
-        instantiate(model, pretrained=None)
+        net = instantiate(model, pretrained=None, init_from=None)
         source = resolve_pretrained(str(pretrained), model.backbone) if pretrained else None
+        if init_from:  # its tensors against the meta model's names and shapes (mmap: no copy)
+            plan_init(net, read_source(init_from), OmegaConf.to_container(model, resolve=True))
     try:  # a file: tensors only (a pickle with code is refused); offline, a tag must be cached
         if isinstance(source, Path):
             read_weights(source)
@@ -144,6 +155,8 @@ def check_train_config(cfg: DictConfig) -> None:
     """Everything ``cfnet.train`` is about to build, checked from the config alone."""
     check_model(cfg.model)
     check_dataset(cfg.dataset, training=True)
+    if "loss" in cfg:  # one weight per class of the dataset
+        check_class_weight(cfg.loss.class_weight, cfg.dataset.num_classes)
     check_trainer(cfg.trainer)
     check_batch(cfg.dataset, cfg.trainer, cfg.model)
     check_schedule(cfg.trainer)

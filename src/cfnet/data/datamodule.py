@@ -116,6 +116,10 @@ class SegmentationDataModule(L.LightningDataModule):
         """
         raise NotImplementedError
 
+    def split_names(self) -> list[str]:
+        """The splits this dataset has, as ``build_dataset`` names them (``cfnet.stats``)."""
+        return list(dict.fromkeys(["train", self.val_split, self.test_split]))
+
     # ---- transforms -----------------------------------------------------------------------
     def train_transform(self) -> A.Compose:
         """The paper's augmentation with this dataset's sizes (``cfnet.data.transforms``)."""

@@ -49,15 +49,23 @@ class FileSegmentation(SegmentationDataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def read_raw_labels(self, path: Path) -> np.ndarray:
+        """The label map's raw values (H×W), before the lookup; a dataset may read others."""
+        return read_label(path)
+
+    def training_ids(self, raw: np.ndarray, path: Path) -> np.ndarray:
+        """Raw values → training ids (uint8 H×W); refuses values the dataset does not define."""
+        return map_labels(raw, self.lut, path)
+
     def _labels(self, pair: Pair, size: tuple[int, int]) -> np.ndarray:
         with self.inflight.reading(pair.label):
-            raw = read_label(pair.label)
-        if raw.shape != size:
+            raw = self.read_raw_labels(pair.label)
+        if raw.shape[:2] != size:
             raise SampleError(
                 f"label map {str(pair.label)!r} is {raw.shape[1]}×{raw.shape[0]} but its image "
                 f"{str(pair.image)!r} is {size[1]}×{size[0]} (width×height)"
             )
-        return map_labels(raw, self.lut, pair.label)
+        return self.training_ids(raw, pair.label)
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
         """(RGB image, training ids, name) of a pair, each file announced while read."""

@@ -185,19 +185,23 @@ def image_size(path: Path) -> tuple[int, int]:
         return image.height, image.width
 
 
-def read_label(path: Path) -> np.ndarray:
-    """Raw ids H×W uint8 of an 8-bit index map (palette PNGs give indices, not colours)."""
+def read_label(path: Path, colours: bool = False) -> np.ndarray:
+    """Raw ids H×W uint8 of an 8-bit index map (palette PNGs give indices, not colours); with
+    ``colours``, an RGB colour mask is read too, as H×W×3 uint8 (the folder dataset maps its
+    colours to classes through the palette)."""
     with _open(path, "label map") as label:
         mode, expected = label.mode, f"(mode {' or '.join(LABEL_MODES)})"
+        if colours:
+            expected = f"(mode {', '.join(LABEL_MODES)} or an RGB colour mask)"
         if mode.startswith(_WIDE_MODES):
             raise SampleError(
                 f"label map {str(path)!r} has mode {mode!r} ({describe_mode(mode)}); expected an "
                 f"8-bit index PNG {expected}, not a 16/32-bit one"
             )
-        if mode not in LABEL_MODES:
+        if mode not in LABEL_MODES and not (colours and mode == "RGB"):
             hint = (
                 "; colour-coded masks must be converted to class ids (see python -m cfnet.prepare)"
-                if mode in _COLOUR_MODES
+                if mode in _COLOUR_MODES and not colours
                 else f" (this one is {describe_mode(mode)})"
             )
             raise SampleError(

@@ -2,8 +2,10 @@
 
     L = CE(logits, y) + aux_weight · CE(aux_logits, y) + se_weight · BCE(se_logits, presence(y))
 
-CE ignores ``ignore_index`` pixels; presence(y)[b, c] = 1 iff class c labels any pixel of image b
-(the SE loss teaches the Context Encoding module which classes a scene contains).
+CE ignores ``ignore_index`` pixels and weighs each class by ``class_weight`` where given
+(``loss.class_weight``: PyTorch's weighted mean over the labelled pixels); presence(y)[b, c] = 1
+iff class c labels any pixel of image b (the SE loss teaches the Context Encoding module which
+classes a scene contains).
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ def segmentation_loss(
     aux_weight: float,
     se_weight: float,
     ignore_index: int,
+    class_weight: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """The total loss and its terms (for logging); absent heads contribute nothing."""
-    terms = {"main": F.cross_entropy(out.logits, masks, ignore_index=ignore_index)}
+    ce = {"ignore_index": ignore_index, "weight": class_weight}
+    terms = {"main": F.cross_entropy(out.logits, masks, **ce)}
     if out.aux_logits is not None:
-        terms["aux"] = F.cross_entropy(out.aux_logits, masks, ignore_index=ignore_index)
+        terms["aux"] = F.cross_entropy(out.aux_logits, masks, **ce)
     if out.se_logits is not None:
         target = class_presence(masks, out.se_logits.shape[1], ignore_index)
         terms["se"] = F.binary_cross_entropy_with_logits(out.se_logits, target)

@@ -22,6 +22,7 @@ from cfnet.data.sample import Batch
 from cfnet.data.transforms import normalised_black
 from cfnet.evaluation.inference import SegmentationInference
 from cfnet.evaluation.metrics import SegmentationScores, confusion_matrix
+from cfnet.lit.class_weight import AUTO, auto_class_weight, check_class_weight
 from cfnet.lit.losses import segmentation_loss
 from cfnet.models.segmentor import Segmentor
 from cfnet.utils.checkpoint_files import read_checkpoint
@@ -63,6 +64,7 @@ class SegmentationModule(L.LightningModule):
         std: list[float],
         channels_last: bool,
         compile: bool | str,
+        class_weight: str | list[float] | None = None,
     ) -> None:
         super().__init__()
         if compile not in (True, False, "auto"):
@@ -83,8 +85,13 @@ class SegmentationModule(L.LightningModule):
                 "ignore_index": ignore_index,
                 "mean": list(mean),
                 "std": list(std),
+                "class_weight": check_class_weight(class_weight, num_classes),
             }
         )
+        # loss.class_weight as a tensor; for auto, counted when fitting starts (on_fit_start)
+        given = self.hparams.class_weight
+        weights = None if given in (None, AUTO) else torch.tensor(given)
+        self.register_buffer("loss_class_weight", weights, persistent=False)
         self.net: Segmentor = instantiate(self.hparams.model)
         self.confusion = torch.nn.ModuleDict(
             {stage: confusion_matrix(num_classes, ignore_index) for stage in ("val", "test")}
@@ -172,8 +179,8 @@ class SegmentationModule(L.LightningModule):
         """Rebuild from a checkpoint alone, reading tensors and plain data only (no pickle code).
 
         ``contents``: the checkpoint as the caller has read it already (not read again; ``path``
-        then only names it in errors). The backbone's ``pretrained`` file is not needed (its
-        weights are in the checkpoint).
+        then only names it in errors). The backbone's ``pretrained`` file and the ``init_from``
+        model are not needed (their weights are in the checkpoint).
         """
         # weights_only; one-line errors that name the file
         ckpt = read_checkpoint(path) if contents is None else contents
@@ -182,7 +189,7 @@ class SegmentationModule(L.LightningModule):
                 f"{str(path)!r} is not a cfnet checkpoint (no hyper_parameters and state_dict)"
             )
         hparams = dict(ckpt["hyper_parameters"])
-        hparams["model"] = {**hparams["model"], "pretrained": None}
+        hparams["model"] = {**hparams["model"], "pretrained": None, "init_from": None}
         module = cls(**hparams, channels_last=False, compile=False)
         module.load_state_dict(ckpt["state_dict"])
         return module.to(map_location)
@@ -205,11 +212,32 @@ class SegmentationModule(L.LightningModule):
             aux_weight=self.hparams.aux_weight,
             se_weight=self.hparams.se_weight,
             ignore_index=self.hparams.ignore_index,
+            class_weight=self.loss_class_weight,
         )
         self._stop_if_not_finite(terms, batch_idx)
         self.log("train/loss", terms["total"], prog_bar=True)
         self.log_dict({f"train/loss_{k}": v for k, v in terms.items() if k != "total"})
         return terms["total"]
+
+    def on_fit_start(self) -> None:
+        """``loss.class_weight=auto``: count the training split once (rank 0, then shared); a
+        resumed run has its weights from the checkpoint already (``on_load_checkpoint``)."""
+        if self.hparams.class_weight != AUTO or self.loss_class_weight is not None:
+            return
+        trainer = self.trainer
+        weights = None
+        if trainer.is_global_zero:
+            weights = auto_class_weight(trainer.datamodule, trainer.default_root_dir)
+        weights = trainer.strategy.broadcast(weights, src=0)
+        self.loss_class_weight = torch.tensor(weights, device=self.device)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.loss_class_weight is not None:
+            checkpoint["cfnet_class_weight"] = self.loss_class_weight.tolist()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "cfnet_class_weight" in checkpoint:
+            self.loss_class_weight = torch.tensor(checkpoint["cfnet_class_weight"])
 
     def _stop_if_not_finite(self, terms: dict[str, Tensor], batch_idx: int) -> None:
         """Stop before a non-finite loss reaches the weights.

@@ -139,14 +139,21 @@ def _not_in_cache(tag: str) -> FileNotFoundError:
 class Backbone(nn.Module):
     """timm dilated ResNet: images B×3×H×W → (Res-4, Res-5), both at H/os × W/os."""
 
-    def __init__(self, name: str, output_stride: int, pretrained: str | None) -> None:
+    def __init__(
+        self, name: str, output_stride: int, pretrained: str | None, frozen: bool = False
+    ) -> None:
         """Args:
         name: timm ResNet architecture (``resnet50s``, ``resnet101d``, ...).
         output_stride: 8 (Res-4 and Res-5 dilated, the paper) or 16.
         pretrained: ``None`` (random init), a local weights file, ``imagenet`` or a timm tag
             (module doc).
+        frozen: Keep the weights fixed (no gradients) and BatchNorm in eval mode, so its running
+            statistics stay as loaded too: the usual first step when fine-tuning on a few
+            hundred images, whose batches are too few to re-estimate them.
         """
         super().__init__()
+        if not isinstance(frozen, bool):
+            raise ValueError(f"freeze_backbone={frozen!r}: allowed: true, false")
         check_backbone_name(name)
         one_of("output_stride", output_stride, OUTPUT_STRIDES)
         source = resolve_pretrained(pretrained, name) if pretrained else None
@@ -174,8 +181,15 @@ class Backbone(nn.Module):
             raise ValueError(
                 f"pretrained weights {str(weights)!r} do not fit timm {name!r}: {first_line}"
             ) from err
-        self.name, self.output_stride = name, output_stride
+        self.name, self.output_stride, self.frozen = name, output_stride, frozen
         self.res4_channels, self.res5_channels = self.body.feature_info.channels()
+        if frozen:
+            self.requires_grad_(False)
+            self.train(False)
+
+    def train(self, mode: bool = True) -> Backbone:
+        """A frozen backbone stays in eval mode (Lightning sets train mode every epoch)."""
+        return super().train(mode and not self.frozen)
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
         res4, res5 = self.body(images)

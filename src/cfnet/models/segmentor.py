@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from cfnet.models.acf import AttentionImpl, CooccurrenceMaps
 from cfnet.models.backbone import Backbone
 from cfnet.models.heads import CFNetHead, FCNHead, upsample_to
+from cfnet.models.init_from import load_init
 from cfnet.utils.checks import positive_int
 
 
@@ -67,15 +68,16 @@ def _backbone_and_aux_head(
     num_classes: int,
     backbone: str,
     pretrained: str | None,
+    freeze_backbone: bool,
     output_stride: int,
     aux: bool,
     aux_channels: int,
     dropout: float,
 ) -> tuple[Backbone, FCNHead | None]:
-    """What CFNet and FCN build alike: the dilated backbone, and the auxiliary FCN head on Res-4
-    that both train with (authors' code, PSPNet), after checking the class count."""
+    """What CFNet and FCN build alike: the dilated backbone (frozen or not), and the auxiliary FCN
+    head on Res-4 that both train with (authors' code, PSPNet), after checking the class count."""
     positive_int("num_classes", num_classes)
-    body = Backbone(backbone, output_stride, pretrained)
+    body = Backbone(backbone, output_stride, pretrained, freeze_backbone)
     if not aux:
         return body, None
     positive_int("aux_channels", aux_channels)  # (FCNHead would call it "channels")
@@ -96,6 +98,11 @@ class CFNet(Segmentor):
             authors' deep-stem ResNets).
         pretrained: ``None`` (random init), a local ``.pth`` / ``.safetensors`` file, ``imagenet``
             (timm's default tag of ``backbone``) or a timm tag such as ``resnet50s.gluon_in1k``.
+        init_from: ``None``, or a trained cfnet model to start from (a ``.ckpt`` of
+            ``cfnet.train`` or a ``.safetensors`` of ``cfnet.export``): every tensor whose name
+            and shape match is loaded, class layers of other shapes start fresh
+            (``cfnet.models.init_from``). Loaded after ``pretrained``.
+        freeze_backbone: Keep the backbone's weights fixed and its BatchNorm in eval mode.
         output_stride: 8 (the paper: Res-4 and Res-5 dilated) or 16.
         channels: Width of the head's 3×3 conv5, which the ACF and GP branches use (authors:
             Res-5 channels / 4).
@@ -120,6 +127,8 @@ class CFNet(Segmentor):
         *,
         backbone: str = "resnet50d",
         pretrained: str | None = None,
+        init_from: str | None = None,
+        freeze_backbone: bool = False,
         output_stride: int = 8,
         channels: int = 512,
         heads: int = 4,
@@ -136,7 +145,14 @@ class CFNet(Segmentor):
         aux_channels: int = 256,
     ) -> None:
         body, aux_head = _backbone_and_aux_head(
-            num_classes, backbone, pretrained, output_stride, aux, aux_channels, dropout
+            num_classes,
+            backbone,
+            pretrained,
+            freeze_backbone,
+            output_stride,
+            aux,
+            aux_channels,
+            dropout,
         )
         head = CFNetHead(
             body.res5_channels,
@@ -154,6 +170,12 @@ class CFNet(Segmentor):
             dropout=dropout,
         )
         super().__init__(body, head, aux_head)
+        if init_from is not None:
+            shape = {"backbone": backbone, "output_stride": output_stride, "channels": channels}
+            shape |= {"heads": heads, "k": k, "phi": phi, "use_acf": use_acf, "use_gp": use_gp}
+            shape |= {"use_enc": use_enc, "enc_codewords": enc_codewords, "aux": aux}
+            shape |= {"aux_channels": aux_channels, "num_classes": num_classes}
+            load_init(self, init_from, {"_target_": "cfnet.models.CFNet", **shape})
 
 
 class FCN(Segmentor):
@@ -166,6 +188,8 @@ class FCN(Segmentor):
         num_classes: Classes to predict.
         backbone: timm ResNet name, as in ``CFNet``.
         pretrained: ``None``, a local weights file, ``imagenet`` or a timm tag, as in ``CFNet``.
+        init_from: ``None`` or a trained cfnet model to start from, as in ``CFNet``.
+        freeze_backbone: Keep the backbone's weights fixed and its BatchNorm in eval mode.
         output_stride: 8 (the paper) or 16.
         channels: Width of the head's 3×3 conv, as CFNet's conv5.
         dropout: Dropout before the 1×1 classifiers.
@@ -179,6 +203,8 @@ class FCN(Segmentor):
         *,
         backbone: str = "resnet50d",
         pretrained: str | None = None,
+        init_from: str | None = None,
+        freeze_backbone: bool = False,
         output_stride: int = 8,
         channels: int = 512,
         dropout: float = 0.1,
@@ -186,8 +212,19 @@ class FCN(Segmentor):
         aux_channels: int = 256,
     ) -> None:
         body, aux_head = _backbone_and_aux_head(
-            num_classes, backbone, pretrained, output_stride, aux, aux_channels, dropout
+            num_classes,
+            backbone,
+            pretrained,
+            freeze_backbone,
+            output_stride,
+            aux,
+            aux_channels,
+            dropout,
         )
         super().__init__(
             body, FCNHead(body.res5_channels, num_classes, channels, dropout), aux_head
         )
+        if init_from is not None:
+            shape = {"backbone": backbone, "output_stride": output_stride, "channels": channels}
+            shape |= {"aux": aux, "aux_channels": aux_channels, "num_classes": num_classes}
+            load_init(self, init_from, {"_target_": "cfnet.models.FCN", **shape})

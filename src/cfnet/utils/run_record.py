@@ -64,6 +64,9 @@ class RunConfigCheckpoint(L.Callback):
     (plain strings: the checkpoint stays readable with ``torch.load(weights_only=True)``)."""
 
     def __init__(self, config: DictConfig, overrides: Iterable[str]) -> None:
+        if "classes" in config.get("dataset", {}):  # dataset=folder: classes.txt, as trained
+            config = config.copy()
+            config.dataset.classes = OmegaConf.to_container(config.dataset.classes, resolve=True)
         self.yaml = OmegaConf.to_yaml(config, resolve=False)
         self.overrides = list(overrides)
 
