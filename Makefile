@@ -52,6 +52,7 @@ bench: install  # CKPT=<best.ckpt> also times the evaluation protocols on that c
 	$(BIN)/python benchmarks/model_speed.py --sizes 256 512 --batch 2 --reps 3
 	$(BIN)/python benchmarks/eval_protocol.py $(if $(CKPT),--ckpt $(CKPT) --breakdown 60)
 	$(BIN)/python benchmarks/loader_speed.py
+	$(BIN)/python benchmarks/explorer_speed.py --threads 2
 	@if $(BIN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
 		$(BIN)/python benchmarks/gpu_speed.py --compile none && \
 		$(BIN)/python benchmarks/gpu_speed.py --compile only --sections raw latency lightning; \
@@ -62,9 +63,13 @@ bench: install  # CKPT=<best.ckpt> also times the evaluation protocols on that c
 # Without arguments the notebooks train their own models at the `make train` budget and run a
 # smoke-budget sweep; to draw
 # existing runs: CKPT=<CFNet best.ckpt> FCN_CKPT=<FCN best.ckpt> SWEEPS=<sweep dir>:<sweep dir>
+# With CKPT, also docs/explore.md's: the class co-occurrence (cfnet.cooccurrence) and the explorer's
+# screenshots (its browser test, on that checkpoint).
 figures: install
 	CFNET_NOTEBOOK_BUDGET=full CFNET_FIGURES_DIR=docs/img CFNET_CKPT=$(CKPT) CFNET_FCN_CKPT=$(FCN_CKPT) CFNET_SWEEP_DIRS=$(SWEEPS) \
 		$(BIN)/python -m pytest notebooks -q -p no:cacheprovider
+	$(if $(CKPT),$(BIN)/python -m cfnet.cooccurrence ckpt_path=$(CKPT) output=docs/img)
+	$(if $(CKPT),CFNET_CKPT=$(CKPT) CFNET_FIGURES_DIR=docs/img $(BIN)/python -m pytest tests/test_explore.py -k click -q -p no:cacheprovider)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info

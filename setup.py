@@ -21,5 +21,8 @@ conf_packages = ["cfnet.conf"] + [
 setup(
     packages=find_packages("src") + conf_packages,
     package_dir={"": "src", "cfnet.conf": "conf"},
-    package_data={package: ["*.yaml"] for package in conf_packages},
+    package_data={
+        **{package: ["*.yaml"] for package in conf_packages},
+        "cfnet.explorer": ["static/*"],  # the explorer's page (HTML, JS, CSS)
+    },
 )

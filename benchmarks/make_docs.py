@@ -86,7 +86,7 @@ def plot_steps(speed: dict) -> Path:
     return path
 
 
-def goals(acf: dict | None, speed: dict | None) -> list[dict]:
+def goals(acf: dict | None, speed: dict | None, explorer: dict | None = None) -> list[dict]:
     """The performance goals of the project, each computed from the saved measurements."""
     rows = []
 
@@ -134,6 +134,15 @@ def goals(acf: dict | None, speed: dict | None) -> list[dict]:
         goal("data pipeline never the bottleneck",
              f"loader img/s per worker ≫ CFNet-R50 training img/s at {size}²",
              f"{loader} vs {fastest} img/s", loader > 10 * fastest)  # fmt: skip
+    if explorer is None:
+        goal("explorer click, 512², 2 cores", "≤ 250 ms (90th pct.): well under 1 s",
+             "no results (python benchmarks/explorer_speed.py)", None)  # fmt: skip
+    else:
+        row = explorer["rows"][0]
+        click, first = row["click (ms), 90th pct"], row["first pass (s), median"]
+        goal(f"explorer click, {row['image']}, {row['threads']} threads",
+             "≤ 250 ms (90th pct.): well under 1 s",
+             f"{click} ms (90th pct.); first pass {first} s", click <= 250)  # fmt: skip
     goal(
         "GPU: CFNet-R50 512² bf16 + channels_last",
         "≥ 200 img/s on an H100; < 8.5 GB / 4 img",
@@ -148,7 +157,7 @@ def render() -> str:
     head = (ROOT / "benchmarks" / "benchmarks_head.md").read_text()
     parts = [head.rstrip() + "\n"]
     acf, speed, protocol = load("acf_impls"), load("model_speed"), load("eval_protocol")
-    parts.append("## Goals\n\n" + table(goals(acf, speed)) + "\n")
+    parts.append("## Goals\n\n" + table(goals(acf, speed, load("explorer_speed"))) + "\n")
     notes = ROOT / "benchmarks" / "benchmarks_notes.md"  # the analysis, written by hand
     if notes.is_file():
         parts.append(notes.read_text().rstrip() + "\n")
@@ -206,6 +215,7 @@ def render() -> str:
         ("speed_cuda_compiled", "On the GPU, compiled (torch.compile, CUDA graphs)"),
         ("speed_cpu", "Batched evaluation on this CPU (benchmarks/gpu_speed.py)"),
         ("loader_speed", "Your own data: the folder loader vs VOC's (benchmarks/loader_speed.py)"),
+        ("explorer_speed", "The explorer: first pass and clicks (benchmarks/explorer_speed.py)"),
     ):
         if load(name) is not None:  # the tables as the script wrote them, under its record
             parts.append(f"## {title}\n\n" + (RESULTS / f"{name}.md").read_text().rstrip() + "\n")

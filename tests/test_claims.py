@@ -5,6 +5,8 @@
 2. Its ACF module attends to the distant cue objects: the attention mass of ambiguous query cells
    on boats and cars is more than twice those objects' share of the image, while the same network
    untrained attends uniformly (lift ≈ 1).
+3. The class co-occurrence it learned (``cfnet.cooccurrence``) has the designed pairs as the
+   strongest lifts of their rows: sea looks at boat, lamppost at car.
 
 Both models are trained here through ``python -m cfnet.train`` with no argument but the model and
 the run dir, i.e. exactly what ``make train`` (and ``model=fcn``) runs; nothing from earlier runs is
@@ -88,3 +90,24 @@ def test_trained_attention_goes_to_the_cue_objects(quickstart: dict[str, Path]) 
     print(f"cue lift: trained {lift['trained']:.2f}×, untrained {lift['untrained']:.2f}×")
     assert 0.8 < lift["untrained"] < 1.25
     assert lift["trained"] > 2.0
+
+
+def test_the_learned_class_cooccurrence_pairs_sea_with_boat_and_lamppost_with_car(
+    quickstart: dict[str, Path], tmp_path: Path
+) -> None:
+    """3. ``python -m cfnet.cooccurrence`` on the quickstart CFNet: in the rows of sea and of
+    lamppost, the strongest lift off the diagonal is on boat and on car, the designed pairs (the
+    lift: the share of a class's attention mass on another class over that class's share of the
+    image; ``tests/analysis/test_cooccurrence_matrix.py`` checks it against the attention
+    measure of claim 2)."""
+    best = sorted((quickstart["cfnet"] / "checkpoints").glob("best-*.ckpt"))[-1]
+    run_cli("cfnet.cooccurrence", f"ckpt_path={best}", f"hydra.run.dir={tmp_path}")
+    report = read_json(tmp_path / "cooccurrence_val.json")
+    names, lift = report["class_names"], report["lift"]
+    for a, b in (("sea", "boat"), ("lamppost", "car")):
+        row = {names[j]: v for j, v in enumerate(lift[names.index(a)]) if v is not None}
+        print(f"lift of {a} on: " + ", ".join(f"{n} {v:.2f}×" for n, v in row.items()))
+        off_diagonal = {n: v for n, v in row.items() if n != a}
+        assert max(off_diagonal, key=off_diagonal.get) == b
+        assert names[report["strongest_partner"][names.index(a)]] == b
+        assert row[b] > 1.5

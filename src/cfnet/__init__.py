@@ -9,8 +9,10 @@ The packages by role, from the ground floor up; each imports only from its own a
     evaluation/  the inference protocols (whole, slide, ms_flip) and the metrics
     analysis/    pictures, attention measures, sweep tables, the notebooks' helpers
     lit/         the LightningModule, losses, checkpoint IO, callbacks (reports, resume, W&B)
+    explorer/    the co-occurrence explorer's web app (beside lit/: neither imports the other)
     cli/         config, command-line checks, one-line user errors, validation, run config
-    train, evaluate, predict, export, prepare, stats, report: the entry points (python -m)
+    train, evaluate, predict, export, prepare, stats, report, explore, cooccurrence: the entry
+                 points (python -m)
 """
 
 __version__ = "0.1.0"

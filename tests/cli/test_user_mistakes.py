@@ -29,6 +29,16 @@ MISTAKES = [  # (entry point, arguments, the one line on stderr)
         "input=<image|folder> output=<folder>",
     ),
     (
+        "cfnet.explore",
+        ["port=0"],
+        "error: ckpt_path is required; e.g. python -m cfnet.explore ckpt_path=<file.ckpt>",
+    ),
+    (
+        "cfnet.cooccurrence",
+        [],
+        "error: ckpt_path is required; e.g. python -m cfnet.cooccurrence ckpt_path=<file.ckpt>",
+    ),
+    (
         "cfnet.train",
         ["model.head=4"],
         "error: model.head: no such key in the train config; did you mean model.heads?",
@@ -127,6 +137,7 @@ def test_refused_runs_leave_no_run_dir(tmp_path):
         ("cfnet.export", [f"ckpt_path={missing}"]),
         ("cfnet.train", ["dataset=pascal_voc", f"dataset.root={tmp_path / 'nowhere'}"]),
         ("cfnet.train", ["model.heads=3"]),
+        ("cfnet.cooccurrence", [f"ckpt_path={missing}"]),
     ]
     user = tmp_path / "user"
     user.mkdir()

@@ -14,7 +14,8 @@ from support.configs import ROOT
 
 SRC = ROOT / "src"
 # The roles, from the ground floor up: a module imports only from its own package and from the
-# floors below. models/ and data/ share a floor and import nothing of each other.
+# floors below. models/ and data/ share a floor and import nothing of each other, as do lit/ and
+# explorer/ (the web explorer needs a Segmentor, not Lightning).
 FLOORS = {
     "utils": 0,
     "models": 1,
@@ -22,9 +23,13 @@ FLOORS = {
     "evaluation": 2,
     "analysis": 3,
     "lit": 4,
+    "explorer": 4,
     "cli": 5,
 }
-ENTRY_POINTS = {"train", "evaluate", "predict", "export", "prepare", "stats", "report"}
+ENTRY_POINTS = {
+    "train", "evaluate", "predict", "export", "prepare", "stats", "report", "explore",
+    "cooccurrence",
+}  # fmt: skip
 TOP = 6  # the entry points
 
 

@@ -32,7 +32,7 @@ def test_no_shipped_file_is_git_ignored():
         for top in SHIPPED
         for p in (ROOT / top).rglob("*")
         if p.is_file()
-        and p.suffix in {".py", ".yaml", ".md", ".json", ".ipynb"}
+        and p.suffix in {".py", ".yaml", ".md", ".json", ".ipynb", ".html", ".js", ".css"}
         and "__pycache__" not in p.parts
     ]
     assert files

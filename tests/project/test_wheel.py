@@ -61,14 +61,19 @@ def _run_installed(target: Path, cwd: Path, *args: str) -> subprocess.CompletedP
     )  # fmt: skip
 
 
-def test_wheel_holds_every_module_and_config(installed):
+def test_wheel_holds_every_module_config_and_page(installed):
     wheel, _ = installed
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = {
         f"cfnet/{p.relative_to(ROOT / 'src' / 'cfnet')}" for p in ROOT.glob("src/cfnet/**/*.py")
     }
     configs = {f"cfnet/conf/{p.relative_to(ROOT / 'conf')}" for p in ROOT.glob("conf/**/*.yaml")}
-    missing = sorted((modules | configs) - names)
+    pages = {
+        f"cfnet/{p.relative_to(ROOT / 'src' / 'cfnet')}"
+        for p in ROOT.glob("src/cfnet/explorer/static/*")
+    }
+    assert pages, "the explorer's page is missing from the checkout"
+    missing = sorted((modules | configs | pages) - names)
     assert not missing, f"not in the wheel: {missing} (setup.py finds the packages)"
 
 

@@ -30,9 +30,12 @@ def train_in_process(cfg_overrides: list[str], output_dir: Path) -> dict[str, fl
     return train(cfg)
 
 
-def make_checkpoint(tmp_path: Path, dataset: str, varied: bool = False) -> Path:
+def make_checkpoint(
+    tmp_path: Path, dataset: str, varied: bool = False, model: tuple[str, ...] = ()
+) -> Path:
     """A randomly initialised tiny model with the classes of ``dataset``, saved as a checkpoint
-    (the two keys ``SegmentationModule.from_checkpoint`` reads).
+    (the two keys ``SegmentationModule.from_checkpoint`` reads); ``model``: overrides of the
+    model config (``model=fcn``, ``model.use_acf=false``), which also name the file.
 
     Such a model gives every pixel the same class: its classifier's random bias outweighs the
     features. ``varied=True`` zeroes that bias, so the classes follow the image (several classes
@@ -46,7 +49,7 @@ def make_checkpoint(tmp_path: Path, dataset: str, varied: bool = False) -> Path:
 
     cfg = compose_config(
         "train",
-        [f"dataset={dataset}", *TINY_NET, "model.aux=false"],
+        [f"dataset={dataset}", *model, *TINY_NET, "model.aux=false"],
     )
     torch.manual_seed(0)
     module = instantiate(cfg.module)
@@ -54,7 +57,8 @@ def make_checkpoint(tmp_path: Path, dataset: str, varied: bool = False) -> Path:
         classifier = module.net.head.classifier[-1]
         torch.nn.init.zeros_(classifier.bias)
         classifier.weight.data *= 1000
-    path = tmp_path / f"{dataset}{'-varied' if varied else ''}.ckpt"
+    named = "".join(f"-{o.replace('model.', '').replace('=', '-')}" for o in model)
+    path = tmp_path / f"{dataset}{'-varied' if varied else ''}{named}.ckpt"
     torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
     return path
 

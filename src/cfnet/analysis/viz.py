@@ -310,3 +310,43 @@ def kxh_heatmap(grid: dict[tuple[int, int], float | None], metric: str) -> Figur
     ax.set_yticks(range(len(heads)), [f"H={h}" for h in heads])
     fig.colorbar(image, ax=ax, label=f"{metric} (%)")
     return fig
+
+
+def cooccurrence_matrices(
+    lift: np.ndarray, labels: np.ndarray, class_names: Sequence[str], title: str = ""
+) -> Figure:
+    """Two class × class heat maps side by side (``cfnet.cooccurrence``): the learned attention
+    lift (rows: query class a, columns: key class b; log colour scale, 1× white, above red) and the
+    labels' co-occurrence (the share of images with a that also hold b). NaN cells stay blank."""
+    from matplotlib.colors import LogNorm, Normalize
+
+    n = len(class_names)
+    fig = new_figure(2 * (0.55 * n + 2.2), 0.5 * n + 1.8)
+    left, right = fig.subplots(1, 2)
+    finite = lift[np.isfinite(lift) & (lift > 0)]
+    reach = float(max(np.abs(np.log2(finite)).max(), 1.0)) if finite.size else 1.0
+    ticks = [2.0**e for e in range(-int(reach), int(reach) + 1)]
+    panels = [
+        (left, lift, LogNorm(2**-reach, 2**reach), "RdBu_r", "{:.2g}×", ticks,
+         "learned: attention lift of a on b"),
+        (right, labels, Normalize(0, 1), "Greens", "{:.0%}", [0, 0.25, 0.5, 0.75, 1],
+         "labels: images with a that hold b"),
+    ]  # fmt: skip
+    for ax, values, norm, cmap, fmt, bar_ticks, name in panels:
+        image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm)
+        for (i, j), value in np.ndenumerate(values):
+            if np.isfinite(value):
+                dark = abs(norm(value) - (0.5 if cmap == "RdBu_r" else 0)) > 0.35
+                colour = "white" if dark else "black"
+                ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=7, c=colour)
+        ax.set_xticks(range(n), class_names, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(n), class_names, fontsize=8)
+        ax.set_xlabel("b")
+        ax.set_ylabel("a")
+        ax.set_title(name, fontsize=10)
+        bar = fig.colorbar(image, ax=ax, shrink=0.8)
+        bar.minorticks_off()
+        bar.set_ticks(bar_ticks, labels=[fmt.format(t) for t in bar_ticks])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

@@ -31,7 +31,8 @@ What no single constructor can see is checked here:
 * ``trainer.max_epochs=-1`` (Lightning: no end) with no ``trainer.max_steps``: the poly
   learning-rate schedule (``optim.scheduler``) needs the run's length.
 * ``cfnet.predict``'s own options (``export``, ``overlay_alpha``, ``overwrite``,
-  ``on_bad_input``), which no constructor takes.
+  ``on_bad_input``), and those of ``cfnet.explore`` (``port``, ``host``, the sizes and limits)
+  and ``cfnet.cooccurrence`` (``images``, the sizes), which no constructor takes.
 """
 
 from __future__ import annotations
@@ -181,3 +182,39 @@ def check_predict_config(cfg: DictConfig) -> None:
     if not isinstance(cfg.overwrite, bool):
         raise ValueError(f"overwrite={cfg.overwrite!r}: allowed: true, false")
     one_of("on_bad_input", cfg.on_bad_input, ("error", "skip"))
+
+
+def _positive_or_null(key: str, value: object) -> None:
+    if value is not None:
+        positive_int(key, value)
+
+
+def _inspection_sizes(cfg: DictConfig) -> None:
+    """``max_size`` and ``max_map_mb`` of ``cfnet.explore`` and ``cfnet.cooccurrence``."""
+    positive_int("max_size", cfg.max_size)
+    if not is_number(cfg.max_map_mb) or cfg.max_map_mb <= 0:
+        raise ValueError(f"max_map_mb={cfg.max_map_mb!r}: must be a number > 0 (MiB)")
+
+
+def check_explore_config(cfg: DictConfig) -> None:
+    """``cfnet.explore``: the model comes from the checkpoint; the server's own options."""
+    check_dataset(cfg.dataset, training=False)
+    port = cfg.port
+    if not is_int(port) or not 0 <= port <= 65535:
+        raise ValueError(f"port={port!r}: allowed: 0 (a free port), 1 .. 65535")
+    if not isinstance(cfg.host, str) or not cfg.host:
+        raise ValueError(f"host={cfg.host!r}: an address such as 127.0.0.1 (the default)")
+    _inspection_sizes(cfg)
+    if not is_number(cfg.max_upload_mb) or cfg.max_upload_mb <= 0:
+        raise ValueError(f"max_upload_mb={cfg.max_upload_mb!r}: must be a number > 0 (MiB)")
+    positive_int("keep_images", cfg.keep_images)
+    _positive_or_null("matrix_images", cfg.matrix_images)
+    _positive_or_null("threads", cfg.threads)
+
+
+def check_cooccurrence_config(cfg: DictConfig) -> None:
+    """``cfnet.cooccurrence``: the model comes from the checkpoint; its own options."""
+    check_dataset(cfg.dataset, training=False)
+    _inspection_sizes(cfg)
+    _positive_or_null("images", cfg.images)
+    _positive_or_null("threads", cfg.threads)

@@ -49,6 +49,11 @@ class SegmentationDataset(Dataset):
         """(image H×W×3 uint8 RGB, mask H×W integer training ids, sample name)."""
         raise NotImplementedError
 
+    def sample_name(self, index: int) -> str:
+        """The name of sample ``index`` (what ``read`` returns as its name), for looking a sample
+        up by name (``cfnet.explore``); datasets whose names are listed say it without reading."""
+        return self.read(index)[2]
+
     def read_labels(self, index: int) -> tuple[np.ndarray, str]:
         """(mask H×W training ids, name) without decoding the image (for ``cfnet.stats``)."""
         _, mask, name = self.read(index)

@@ -74,6 +74,10 @@ class FileSegmentation(SegmentationDataset):
             image = read_rgb_image(pair.image, self.allow_greyscale)
         return image, self._labels(pair, image.shape[:2]), pair.name
 
+    def sample_name(self, index: int) -> str:
+        """The pair's name, from the split's list (no file read)."""
+        return self.pairs[index].name
+
     def read_labels(self, index: int) -> tuple[np.ndarray, str]:
         """The training ids of a pair without decoding its image (its header gives the size
         the labels must have): what ``cfnet.stats`` counts."""

@@ -41,6 +41,14 @@ def resize(x: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
+def long_side_size(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """(height, width) rescaled so that the long side is ``long_side``, the aspect ratio kept:
+    how the ``slide`` / ``ms_flip`` passes size an image, and how ``cfnet.explore`` and
+    ``cfnet.cooccurrence`` shrink a large one."""
+    ratio = long_side / max(height, width)
+    return max(round(height * ratio), 1), max(round(width * ratio), 1)
+
+
 def pad_to(image: Tensor, height: int, width: int, pad_value: Tensor) -> Tensor:
     """Pad bottom/right up to ``height × width`` with the per-channel ``pad_value`` (3,)."""
     h, w = image.shape[-2:]
@@ -193,9 +201,7 @@ class SegmentationInference:
         """The size of a pass: original, or long side ``ceil(base_size × scale)``."""
         if scale is None:
             return height, width
-        long_side = math.ceil(self.base_size * scale)
-        ratio = long_side / max(height, width)
-        return max(round(height * ratio), 1), max(round(width * ratio), 1)
+        return long_side_size(height, width, math.ceil(self.base_size * scale))
 
     @torch.no_grad()
     def __call__(self, model: Model, image: Tensor, pad_value: Sequence[float] | Tensor) -> Tensor:
