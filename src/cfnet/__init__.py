@@ -11,6 +11,19 @@ The packages by role, from the ground floor up; each imports only from its own a
     lit/         the LightningModule, losses, checkpoint IO, callbacks (reports, resume, W&B)
     cli/         config, command-line checks, one-line user errors, validation, run config
     train, evaluate, predict, export, prepare, stats, report: the entry points (python -m)
+
+``cfnet.from_pretrained(dir_or_repo_id)``: a saved CFNet or FCN (a directory or a Hugging Face
+Hub repo; ``cfnet.models.hub``).
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """``cfnet.from_pretrained`` (``cfnet.models.segmentor``), imported on first use, so that
+    ``import cfnet`` itself stays light: the map above and the version, importing nothing."""
+    if name == "from_pretrained":
+        from cfnet.models.segmentor import from_pretrained
+
+        return from_pretrained
+    raise AttributeError(f"module 'cfnet' has no attribute {name!r}")
