@@ -73,6 +73,8 @@ CONFIG_NAME = constants.CONFIG_NAME  # config.json
 WEIGHTS_NAME = constants.SAFETENSORS_SINGLE_FILE  # model.safetensors
 CARD_NAME = "README.md"
 SAVED_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
+# The classes config.json's model_class may name (cfnet.models.segmentor.MODEL_CLASSES holds them).
+MODEL_CLASSES = ("CFNet", "FCN")
 # The keys of config.json, all required, no others (check_config).
 CONFIG_KEYS = (
     "cfnet_version", "model_class", "model", "dataset", "class_names", "class_groups",
@@ -169,7 +171,9 @@ def _library_of(directory: Path) -> str:
     except (OSError, ValueError):  # no card, or no YAML header: nothing to add
         return ""
     library = metadata.get("library_name")
-    return f" (its {CARD_NAME} says library_name: {library})" if library else ""
+    return (
+        f" (its {CARD_NAME} says library_name: {library})" if library not in (None, "cfnet") else ""
+    )
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -196,7 +200,7 @@ def _numbers(value: Any, positive: bool = False) -> bool:
 # config.json's keys: key → (rule, the rule in words)
 _RULES: dict[str, tuple[Any, str]] = {
     "cfnet_version": (lambda v: isinstance(v, str), "a version string"),
-    "model_class": (lambda v: isinstance(v, str), "a class name"),
+    "model_class": (lambda v: v in MODEL_CLASSES, f"one of {', '.join(MODEL_CLASSES)}"),
     "model": (lambda v: isinstance(v, dict), "the constructor's arguments, an object"),
     "dataset": (lambda v: v is None or isinstance(v, str), "a dataset config name, or null"),
     "class_names": (
@@ -408,10 +412,10 @@ def load_weights(model: nn.Module, pretrained: Pretrained) -> None:
         def shape(t: Any) -> str:
             return "×".join(map(str, t.shape)) or "scalar"
 
-        shapes = [f"{n}: {shape(tensors[n])} in the file, {shape(own[n])} here" for n in other]
+        shapes = [f"{n} ({shape(tensors[n])} in the file, {shape(own[n])} here)" for n in other]
         parts = [f"{len(missing)} missing ({_listed(missing)})"] if missing else []
         parts += [f"{len(unexpected)} unexpected ({_listed(unexpected)})"] if unexpected else []
-        parts += [f"{len(other)} of another shape ({_listed(shapes)})"] if other else []
+        parts += [f"{len(other)} of another shape: {_listed(shapes)}"] if other else []
         raise ValueError(
             f"{weights} does not fit {pretrained.config_path} ({pretrained.describe()}): "
             f"tensors {'; '.join(parts)}"

@@ -235,8 +235,8 @@ class FCN(Segmentor):
             load_init(self, init_from, {"_target_": "cfnet.models.FCN", **shape})
 
 
-# The classes a saved directory may name (config.json's model_class).
-MODEL_CLASSES: dict[str, type[Segmentor]] = {"CFNet": CFNet, "FCN": FCN}
+# The classes a saved directory may name (config.json's model_class: hub.MODEL_CLASSES).
+MODEL_CLASSES: dict[str, type[Segmentor]] = {cls.__name__: cls for cls in (CFNet, FCN)}
 
 
 def from_pretrained(
@@ -253,11 +253,7 @@ def from_pretrained(
     (``org/name``), whichever it holds, in eval mode on ``map_location``. The other arguments are
     ``hf_hub_download``'s; with ``HF_HUB_OFFLINE=1`` a repo id is read from the local Hub cache."""
     hub = HubOptions(revision, cache_dir, force_download, local_files_only, token)
-    found = find_pretrained(dir_or_repo_id, hub)
-    named = found.config["model_class"]
-    if named not in MODEL_CLASSES:
-        raise ValueError(
-            f"{found.config_path}: model_class={named!r}: expected one of "
-            f"{', '.join(MODEL_CLASSES)}"
-        )
-    return MODEL_CLASSES[named].from_pretrained(found.directory, map_location=map_location)
+    found = find_pretrained(dir_or_repo_id, hub)  # (its model_class checked: one of the two)
+    return MODEL_CLASSES[found.config["model_class"]].from_pretrained(
+        found.directory, map_location=map_location
+    )
