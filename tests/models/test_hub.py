@@ -1,5 +1,5 @@
 """Saving and loading the plain model the Hugging Face Hub's way (``cfnet.models.hub``): a saved
-directory and a repo in a Hub cache laid out by hand (``support.hub_cache``; offline, nothing is
+directory and a repo in a Hub cache laid out by hand (``support.hub``; offline, nothing is
 downloaded), the logits bit-identical, every bad input one line, pushing up to the ``HfApi``
 calls (a fake records them: no network round trip happens), and the card's snippet run as
 written. (The CLI journey, from a checkpoint: ``tests/test_publish.py``.)"""
@@ -12,7 +12,6 @@ import io
 import json
 import re
 from pathlib import Path
-from typing import ClassVar
 
 import huggingface_hub
 import numpy as np
@@ -27,7 +26,7 @@ from cfnet.models import FCN, CFNet, DatasetInfo, hub
 from cfnet.models.hub import CONFIG_KEYS, SAVED_FILES
 from cfnet.models.model_card import EXAMPLE_PICTURE
 from cfnet.models.segmentor import MODEL_CLASSES
-from support.hub_cache import lay_hub_repo
+from support.hub import FakeHfApi, lay_hub_repo
 
 TINY = {"backbone": "resnet10t", "channels": 16, "aux_channels": 8}
 INFO = DatasetInfo(
@@ -307,31 +306,9 @@ def test_a_repo_that_is_not_a_cfnet_model_is_one_line_naming_its_library(offline
     )
 
 
-class FakeHfApi:
-    """Stands in for ``huggingface_hub.HfApi`` in the mixin: records what would be sent (which
-    repo, which files with which contents, which commit message); sends nothing."""
-
-    calls: ClassVar[list[tuple[str, dict]]] = []
-
-    def __init__(self, token: str | None = None) -> None:
-        self.calls.append(("HfApi", {"token": token}))
-
-    def create_repo(self, repo_id: str, **options):
-        self.calls.append(("create_repo", {"repo_id": repo_id, **options}))
-        return huggingface_hub.RepoUrl(f"https://huggingface.co/{repo_id}")
-
-    def upload_folder(self, *, repo_id: str, folder_path: Path, commit_message: str, **options):
-        files = {p.name: p.read_bytes() for p in Path(folder_path).iterdir()}
-        self.calls.append(
-            ("upload_folder", {"repo_id": repo_id, "files": files, "message": commit_message})
-        )
-        self.calls[-1][1].update(options)
-        return f"https://huggingface.co/{repo_id}/commit/0123abc"
-
-
 def test_push_to_hub_sends_the_three_files_in_one_commit(saved, monkeypatch):
     model, _ = saved
-    FakeHfApi.calls = []
+    monkeypatch.setattr(FakeHfApi, "calls", [])
     monkeypatch.setattr(huggingface_hub.hub_mixin, "HfApi", FakeHfApi)
     url = model.push_to_hub("org/cfnet-tiny", token="hf_test")
     assert url == "https://huggingface.co/org/cfnet-tiny/commit/0123abc"

@@ -18,14 +18,14 @@ from cfnet.cli.validate import check_train_config
 from cfnet.models.backbone import resolve_pretrained
 from support.cli import run_cli
 from support.configs import TINY_RUN, compose_config
-from support.hub_cache import lay_hub_repo
+from support.hub import lay_hub_repo
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 
 
 def lay_hub_weights(hf_home: Path, tag: str, seed: int) -> Path:
     """A classifier state dict for ``tag`` ("arch.tag") where huggingface_hub keeps
-    ``timm/<tag>`` (``support.hub_cache``). Random (seeded) fp16 values, so that arrival is
+    ``timm/<tag>`` (``support.hub``). Random (seeded) fp16 values, so that arrival is
     provable. Returns the file (its blob)."""
     torch.manual_seed(seed)
     model = timm.create_model(tag.split(".")[0])
