@@ -21,6 +21,7 @@ from PIL import Image
 
 import cfnet
 import cfnet.cli.publish
+from cfnet.cli.model_loading import load_model
 from cfnet.export import export
 from cfnet.models.hub import SAVED_FILES
 from cfnet.utils.run_record import RunConfigCheckpoint
@@ -231,3 +232,13 @@ def test_without_a_token_or_a_network_one_line_says_which_and_nothing_is_written
 def test_push_to_hub_is_for_format_hub_only(run, tmp_path):
     with pytest.raises(ValueError, match=r"^push_to_hub=org/x: only with format=hub$"):
         export(compose_config("export", [f"ckpt_path={run}", "push_to_hub=org/x"]))
+
+
+def test_a_directory_of_checkpoints_is_not_taken_for_a_saved_model(run):
+    cfg = compose_config("evaluate", [f"ckpt_path={run / 'checkpoints'}"])
+    with pytest.raises(ValueError) as err:
+        load_model(cfg)
+    assert str(err.value) == (
+        f"ckpt_path={run / 'checkpoints'}: a directory of checkpoints, not a saved model; pass "
+        f"one of them, e.g. ckpt_path={run / 'checkpoints' / 'last.ckpt'}"
+    )
