@@ -35,6 +35,7 @@ INFO = DatasetInfo(
     palette=[[0, 0, 0], [230, 120, 40], [90, 70, 210]],
     mean=[0.485, 0.456, 0.406],
     std=[0.229, 0.224, 0.225],
+    ignore_index=255,
     class_groups={"vehicles": [1, 2]},
 )
 
@@ -322,3 +323,16 @@ def test_push_to_hub_sends_the_three_files_in_one_commit(saved, monkeypatch):
     assert 'cfnet.from_pretrained("org/cfnet-tiny")' in upload["files"]["README.md"].decode()
     config = json.loads(upload["files"]["config.json"])
     assert config == model.hub_config()
+
+
+def test_save_pretrained_with_push_to_hub_saves_then_pushes(saved, tmp_path, monkeypatch):
+    """The mixin's other way to push: ``save_pretrained(dir, push_to_hub=True, repo_id=...)``."""
+    model, _ = saved
+    monkeypatch.setattr(FakeHfApi, "calls", [])
+    monkeypatch.setattr(huggingface_hub.hub_mixin, "HfApi", FakeHfApi)
+    url = model.save_pretrained(tmp_path / "m", push_to_hub=True, repo_id="org/m")
+    assert url == "https://huggingface.co/org/m/commit/0123abc"
+    upload = FakeHfApi.calls[-1][1]
+    assert upload["repo_id"] == "org/m"
+    for name in SAVED_FILES:  # what was pushed is what was saved
+        assert upload["files"][name] == (tmp_path / "m" / name).read_bytes(), name

@@ -42,7 +42,8 @@ def test_init_from_loads_every_matching_tensor_and_starts_classifiers_fresh(
     if fmt == "hub":  # a directory of save_pretrained (cfnet.export format=hub)
         path = tmp_path / "saved"
         net = SegmentationModule.from_checkpoint(source).net
-        net.dataset_info = DatasetInfo(None, [f"c{i}" for i in range(7)], [[0, 0, 0]] * 7, *NORM)
+        names, palette = [f"c{i}" for i in range(7)], [[0, 0, 0]] * 7
+        net.dataset_info = DatasetInfo(None, names, palette, *NORM, ignore_index=255)
         net.save_pretrained(path)
     expected = segmentor_tensors(source)
     torch.manual_seed(1)

@@ -39,6 +39,7 @@ the two classes by name (a downloaded file must not name code to run).
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -93,7 +94,7 @@ class DatasetInfo:
     palette: list[list[int]]
     mean: list[float]
     std: list[float]
-    ignore_index: int = 255
+    ignore_index: int
     class_groups: dict[str, list[int]] = field(default_factory=dict)  # extra mIoU reports
 
     @classmethod
@@ -286,19 +287,6 @@ def read_config(path: Path, where: str) -> dict[str, Any]:
 
 
 # ---- finding a saved model: a directory, or a repo id in the Hub (cache) ----------------------
-def _not_in_cache(what: str, repo_id: str, local_files_only: bool) -> FileNotFoundError:
-    if constants.HF_HUB_OFFLINE:
-        why = "HF_HUB_OFFLINE=1"
-    else:
-        why = "local_files_only" if local_files_only else "the Hub cannot be reached"
-    return FileNotFoundError(
-        f"{what} is not in the local Hub cache {constants.HF_HUB_CACHE} and cannot be "
-        f"downloaded ({why}): run `hf download {repo_id}` where there is network, with the same "
-        "HF_HOME (or copy that cache here), or pass the path of a directory saved by "
-        "save_pretrained / cfnet.export format=hub"
-    )
-
-
 @dataclass(frozen=True)
 class HubOptions:
     """``hf_hub_download``'s options, as ``from_pretrained`` takes them."""
@@ -308,6 +296,20 @@ class HubOptions:
     force_download: bool = False
     local_files_only: bool = False
     token: str | bool | None = None
+
+
+def _not_in_cache(what: str, repo_id: str, hub: HubOptions) -> FileNotFoundError:
+    if constants.HF_HUB_OFFLINE:
+        why = "HF_HUB_OFFLINE=1"
+    else:
+        why = "local_files_only" if hub.local_files_only else "the Hub cannot be reached"
+    cache = hub.cache_dir or constants.HF_HUB_CACHE
+    return FileNotFoundError(
+        f"{what} is not in the local Hub cache {cache} and cannot be "
+        f"downloaded ({why}): run `hf download {repo_id}` where there is network, with the same "
+        "HF_HOME (or copy that cache here), or pass the path of a directory saved by "
+        "save_pretrained / cfnet.export format=hub"
+    )
 
 
 def _download(repo_id: str, filename: str, hub: HubOptions, revision: str | None) -> Path:
@@ -327,7 +329,7 @@ def _download(repo_id: str, filename: str, hub: HubOptions, revision: str | None
         )
     except LocalEntryNotFoundError as err:  # offline or unreachable, and not cached
         what = where if filename == CONFIG_NAME else f"{filename} of {where}"
-        raise _not_in_cache(what, repo_id, hub.local_files_only) from err
+        raise _not_in_cache(what, repo_id, hub) from err
     except RevisionNotFoundError as err:
         raise FileNotFoundError(f"{where} has no revision {revision!r}") from err
     except RepositoryNotFoundError as err:  # (private and gated repos too)
@@ -446,7 +448,7 @@ class HubMixin(
     @classmethod
     def constructor_arguments(cls) -> list[str]:
         """The names of the constructor's arguments: config.json's ``model`` holds these."""
-        return [name for name in cls._hub_mixin_init_parameters if name != "self"]
+        return [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
 
     def model_config(self) -> dict[str, Any]:
         """The arguments this model was built with (recorded by the mixin as it was made), with
@@ -481,15 +483,14 @@ class HubMixin(
         push_to_hub: bool = False,
         model_card_kwargs: dict[str, Any] | None = None,
         overwrite: bool = False,
-        **push_to_hub_kwargs: Any,
     ) -> str | None:
         """Write config.json, model.safetensors and README.md into ``save_directory`` (the
-        mixin's ``save_pretrained``). None of them is replaced unless ``overwrite=True``.
+        mixin's ``save_pretrained``); none of them is replaced unless ``overwrite=True``.
 
-        ``config``: only the mixin's own (``hub_config``: what the model and its
-        ``dataset_info`` say). ``model_card_kwargs``: ``generate_model_card``'s ``location`` and
-        ``training``. ``repo_id``, ``push_to_hub`` and ``push_to_hub_kwargs``: the mixin's, to
-        push after saving (``push_to_hub``)."""
+        ``repo_id``: the Hub repo the directory is for (the card's snippet loads it); with
+        ``push_to_hub=True`` the model is pushed there too (default: the directory's name), and
+        the commit's URL returned. ``config``: only the one ``hub_config`` builds (the mixin
+        hands it back when it pushes). ``model_card_kwargs``: ``generate_model_card``'s."""
         own = self.hub_config()
         if config is not None and config != own:
             raise ValueError(
@@ -503,16 +504,12 @@ class HubMixin(
                 f"{existing[0]!r} already exists; pass overwrite=true to replace it or choose "
                 "another directory"
             )
-        (directory / CARD_NAME).unlink(missing_ok=True)  # (the mixin keeps an old card)
+        (directory / CARD_NAME).unlink(missing_ok=True)  # (the mixin would keep an old card)
         card = {"location": repo_id or str(save_directory), **(model_card_kwargs or {})}
-        return super().save_pretrained(
-            directory,
-            config=own,
-            repo_id=repo_id,
-            push_to_hub=push_to_hub,
-            model_card_kwargs=card,
-            **push_to_hub_kwargs,
-        )
+        super().save_pretrained(directory, config=own, model_card_kwargs=card)
+        if push_to_hub:
+            return self.push_to_hub(repo_id or directory.name, model_card_kwargs=model_card_kwargs)
+        return None
 
     def _save_pretrained(self, save_directory: Path) -> None:
         """The mixin's (safetensors' ``save_model``), then the weights made readable as any new
