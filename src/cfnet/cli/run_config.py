@@ -6,7 +6,9 @@ Every checkpoint ``cfnet.train`` writes carries its run's composed config, overr
 * ``evaluate`` / ``predict`` (``dataset_from_checkpoint``) score and predict with the dataset the
   model was trained on -- name, classes, image sizes, normalisation -- unless the command line
   names a ``dataset=`` (then that one, whole) or ``dataset.*`` keys (then those, on top of the
-  checkpoint's); a geometry that differs from the training data is said in one line.
+  checkpoint's); a geometry that differs from the training data is said in one line. A model
+  saved the Hub's way carries only its dataset's name (config.json): ``dataset_from_pretrained``
+  uses that dataset's config of ``conf/dataset/``, with the same command-line rules.
 * ``train ckpt_path=…`` (``resume_config``) continues the run with the run's own config in the
   run's own dir (``ResumeFromCommandLine``, before Hydra makes a new dir), whatever the command line
   composed by default; an override that would change the run (model, data, schedule) is refused
