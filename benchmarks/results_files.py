@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import torch
 
 from cfnet.utils.hardware import cpu_precision, cpus_available
+from cfnet.utils.provenance import code_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -32,16 +32,6 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def commit() -> str | None:
-    """The checkout's commit, ``+changes`` when the working tree differs from it."""
-    git = ["git", "-C", str(ROOT)]
-    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    if head.returncode != 0:
-        return None
-    dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout
-    return head.stdout.strip() + ("+changes" if dirty.strip() else "")
-
-
 def recorded() -> dict:
     """What a results file records about the run that wrote it."""
     script = Path(sys.argv[0]).resolve()
@@ -50,7 +40,7 @@ def recorded() -> dict:
     return {
         "command": shlex.join(["python", str(name), *sys.argv[1:]]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "commit": commit(),
+        "commit": code_commit(),
         "machine": {
             "cpu": cpu_model(),
             "cores": cpus_available(),

@@ -1,4 +1,4 @@
-"""``python -m cfnet.export ckpt_path=… format=onnx|safetensors``: deployable model files.
+"""``python -m cfnet.export ckpt_path=… format=onnx|safetensors|hub``: deployable model files.
 
 * ``onnx``: the segmentor (fused ACF attention, as trained) traced with ``torch.onnx.export``
   (the dynamo exporter) with dynamic axes named ``batch``, ``height`` and ``width``; input
@@ -12,6 +12,10 @@
 * ``safetensors``: the segmentor's weights (no pickle, safe to load from anyone) plus
   ``<name>.json`` with the model config, the class names, the palette and the normalisation, so
   ``load_safetensors`` rebuilds the model without Lightning, Hydra or the checkpoint.
+* ``hub``: the directory ``output`` as the Hugging Face Hub keeps a model -- config.json,
+  model.safetensors and a model card, README.md -- which ``cfnet.from_pretrained``, ``predict``,
+  ``evaluate`` and ``model.init_from`` load; ``push_to_hub=org/name`` uploads it
+  (``cfnet.cli.publish``).
 
 Outputs go to ``output`` (default: the run dir) and never replace a file unless
 ``overwrite=true``.
@@ -31,11 +35,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from cfnet.cli.entry_point import hydra_main
+from cfnet.cli.publish import export_hub
 from cfnet.lit import SegmentationModule
 from cfnet.models.segmentor import Segmentor
 from cfnet.utils.checks import positive_int
 
-FORMATS = ("onnx", "safetensors")
+FORMATS = ("onnx", "safetensors", "hub")
 # What a deployment needs besides the weights (all plain data, from the checkpoint).
 META_KEYS = ("model", "num_classes", "class_names", "palette", "ignore_index", "mean", "std")
 # The ONNX model's interface in words, stored with META_KEYS in its metadata_props.
@@ -157,6 +162,12 @@ def load_safetensors(path: str | Path) -> tuple[Segmentor, dict[str, Any]]:
 def export(cfg: DictConfig) -> list[Path]:
     if cfg.format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {cfg.format!r}")
+    if cfg.format == "hub":
+        return export_hub(
+            cfg.ckpt_path, Path(cfg.output).expanduser(), cfg.overwrite, cfg.push_to_hub
+        )
+    if cfg.push_to_hub:
+        raise ValueError(f"push_to_hub={cfg.push_to_hub}: only with format=hub")
     for key in ("height", "width", "opset"):
         positive_int(key, cfg[key])
     module = SegmentationModule.from_checkpoint(cfg.ckpt_path).eval()

@@ -1,5 +1,8 @@
 """``python -m cfnet.predict ckpt_path=… input=<image|folder> output=<folder>``.
 
+``ckpt_path``: a checkpoint of ``cfnet.train``, or a model saved the Hugging Face Hub's way (a
+directory or a repo id; ``cfnet.cli.model_loading``).
+
 For every input image: ``<stem>.png``, an indexed PNG whose pixel values are the predicted class
 ids (with the dataset palette, so it also looks right), and ``<stem>_overlay.png``. Nothing is
 written into the input folder, and existing outputs are only replaced with ``overwrite=true``.
@@ -26,14 +29,12 @@ from PIL import Image
 
 from cfnet.analysis.viz import overlay, palette_png
 from cfnet.cli.entry_point import hydra_main
-from cfnet.cli.run_config import dataset_from_checkpoint
+from cfnet.cli.model_loading import load_model
 from cfnet.cli.validate import check_predict_config
 from cfnet.data.io import IMAGE_SUFFIXES, SampleError, read_any_image
 from cfnet.data.labels import CITYSCAPES_TRAIN_NAMES, cityscapes_train_to_label_id
 from cfnet.data.transforms import eval_transform
-from cfnet.lit import SegmentationModule
 from cfnet.utils.atomic import write_atomically
-from cfnet.utils.checkpoint_files import read_checkpoint
 
 
 def list_inputs(source: Path) -> list[Path]:
@@ -158,11 +159,9 @@ def save_png(image: Image.Image, path: Path) -> None:
 @torch.no_grad()
 def predict(cfg: DictConfig) -> list[Path]:
     check_predict_config(cfg)
-    checkpoint = read_checkpoint(cfg.ckpt_path)  # once: its dataset config, then its model
-    # which dataset config (its base/crop size for inference): a notice, on stderr (stdout: a
-    # line per picture)
-    if line := dataset_from_checkpoint(cfg, cfg.ckpt_path, checkpoint):
-        print(line, file=sys.stderr)
+    # the model, and the dataset config it was trained on (its base/crop size for inference):
+    # which one is a notice on stderr (stdout: a line per picture)
+    module = load_model(cfg).to(cfg.device)
     source, output = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
     images = list_inputs(source)
     if ignored := other_files(source):
@@ -175,10 +174,7 @@ def predict(cfg: DictConfig) -> list[Path]:
         raise ValueError(f"none of the {len(images)} inputs can be read: {'; '.join(bad.values())}")
     plans = [plan for image, plan in zip(images, plans, strict=True) if image not in bad]
     images = [image for image in images if image not in bad]
-    module = SegmentationModule.from_checkpoint(cfg.ckpt_path, contents=checkpoint)
-    module = module.eval().to(cfg.device)
     hp = module.hparams
-    module.require_classes(list(cfg.dataset.class_names), cfg.dataset.name, cfg.ckpt_path)
     check_export(cfg.export, hp.class_names, hp.num_classes)
     inference = instantiate(cfg.inference)
     transform = eval_transform(mean=hp.mean, std=hp.std)

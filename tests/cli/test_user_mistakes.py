@@ -14,19 +14,20 @@ MISTAKES = [  # (entry point, arguments, the one line on stderr)
     (
         "cfnet.evaluate",
         [],
-        "error: ckpt_path is required; e.g. python -m cfnet.evaluate ckpt_path=<file.ckpt>",
+        "error: ckpt_path is required; e.g. python -m cfnet.evaluate "
+        "ckpt_path=<file.ckpt|dir|org/name>",
     ),
     (
         "cfnet.export",
         ["format=safetensors"],
         "error: ckpt_path is required; e.g. python -m cfnet.export ckpt_path=<file.ckpt> "
-        "format=onnx|safetensors",
+        "format=onnx|safetensors|hub",
     ),
     (
         "cfnet.predict",
         ["ckpt_path=model.ckpt"],
-        "error: input, output are required; e.g. python -m cfnet.predict ckpt_path=<file.ckpt> "
-        "input=<image|folder> output=<folder>",
+        "error: input, output are required; e.g. python -m cfnet.predict "
+        "ckpt_path=<file.ckpt|dir|org/name> input=<image|folder> output=<folder>",
     ),
     (
         "cfnet.explore",

@@ -247,7 +247,7 @@ def test_export_refuses_a_checkpoint_of_other_classes(tmp_path, test_images):
     ckpt = make_checkpoint(tmp_path, "synthetic")
     with pytest.raises(ValueError, match="export=voc needs a checkpoint trained on the 21"):
         run_predict(ckpt, "synthetic", test_images, tmp_path / "sub", "voc")
-    with pytest.raises(ValueError, match="pass dataset=<the checkpoint's dataset>"):
+    with pytest.raises(ValueError, match="pass dataset=<the model's dataset>"):
         run_predict(ckpt, "pascal_voc", test_images, tmp_path / "sub", "voc")
     assert not (tmp_path / "sub").exists()
 

@@ -1,9 +1,10 @@
 """Fine-tuning a model: ``model.init_from`` and ``model.freeze_backbone``, on the plain model.
 
 ``init_from`` against the source checkpoint read independently (``torch.load``), tensor by tensor,
-from a ``.ckpt`` and from an exported ``.safetensors``; a file of another architecture refused in
-one line naming what differs. ``freeze_backbone`` against the backbone's bytes before and after
-real SGD steps. (The CLI journey that uses both: ``tests/test_finetune.py``.)
+from a ``.ckpt``, an exported ``.safetensors`` and a saved directory (``save_pretrained``); a file
+of another architecture refused in one line naming what differs. ``freeze_backbone`` against the
+backbone's bytes before and after real SGD steps. (The CLI journey that uses both:
+``tests/test_finetune.py``.)
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import torch
 
 from cfnet.export import save_safetensors
 from cfnet.lit import SegmentationModule
-from cfnet.models import CFNet
+from cfnet.models import CFNet, DatasetInfo
 from cfnet.models.init_from import class_layers
 from support.references import segmentor_tensors
 from support.training import make_checkpoint
 
 TINY = {"backbone": "resnet10t", "channels": 16, "aux": False}  # = make_checkpoint's model
+NORM = ([0.5, 0.5, 0.5], [0.25, 0.25, 0.25])  # mean, std
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,7 @@ def source(tmp_path_factory) -> Path:
     return make_checkpoint(tmp_path_factory.mktemp("source"), "synthetic")
 
 
-@pytest.mark.parametrize("fmt", ["ckpt", "safetensors"])
+@pytest.mark.parametrize("fmt", ["ckpt", "safetensors", "hub"])
 def test_init_from_loads_every_matching_tensor_and_starts_classifiers_fresh(
     fmt, source, tmp_path, capsys
 ):
@@ -37,6 +39,12 @@ def test_init_from_loads_every_matching_tensor_and_starts_classifiers_fresh(
     if fmt == "safetensors":
         path = tmp_path / "model.safetensors"
         save_safetensors(SegmentationModule.from_checkpoint(source), path)
+    if fmt == "hub":  # a directory of save_pretrained (cfnet.export format=hub)
+        path = tmp_path / "saved"
+        net = SegmentationModule.from_checkpoint(source).net
+        names, palette = [f"c{i}" for i in range(7)], [[0, 0, 0]] * 7
+        net.dataset_info = DatasetInfo(None, names, palette, *NORM, ignore_index=255)
+        net.save_pretrained(path)
     expected = segmentor_tensors(source)
     torch.manual_seed(1)
     model = CFNet(3, **TINY, init_from=str(path))

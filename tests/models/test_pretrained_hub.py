@@ -3,7 +3,6 @@ hand in a temporary ``HF_HOME`` (nothing is downloaded: ``HF_HUB_OFFLINE=1`` eve
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -19,29 +18,21 @@ from cfnet.cli.validate import check_train_config
 from cfnet.models.backbone import resolve_pretrained
 from support.cli import run_cli
 from support.configs import TINY_RUN, compose_config
+from support.hub import lay_hub_repo
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 
 
 def lay_hub_weights(hf_home: Path, tag: str, seed: int) -> Path:
-    """Write a classifier state dict for ``tag`` ("arch.tag") where huggingface_hub keeps
-    ``timm/<tag>``: blobs/<sha256>, snapshots/<commit>/model.safetensors → that blob,
-    refs/main = <commit>. Random (seeded) fp16 values, so that arrival is provable."""
+    """A classifier state dict for ``tag`` ("arch.tag") where huggingface_hub keeps
+    ``timm/<tag>`` (``support.hub``). Random (seeded) fp16 values, so that arrival is
+    provable. Returns the file (its blob)."""
     torch.manual_seed(seed)
     model = timm.create_model(tag.split(".")[0])
     state = {k: torch.randn_like(v, dtype=torch.float16) for k, v in model.state_dict().items()}
-    repo = hf_home / "hub" / f"models--timm--{tag}"
-    (repo / "blobs").mkdir(parents=True)
-    staged = repo / "blobs" / "staged"
-    safetensors.torch.save_file(state, str(staged))
-    blob = staged.rename(repo / "blobs" / hashlib.sha256(staged.read_bytes()).hexdigest())
-    commit = hashlib.sha1(tag.encode()).hexdigest()
-    snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    (snapshot / "model.safetensors").symlink_to(os.path.relpath(blob, snapshot))
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    return blob
+    data = safetensors.torch.save(state)
+    snapshot = lay_hub_repo(hf_home, f"timm/{tag}", {"model.safetensors": data})
+    return (snapshot / "model.safetensors").resolve()
 
 
 # Builds each backbone through cfnet with HF_HOME/HF_HUB_OFFLINE from the environment (read by

@@ -1,27 +1,59 @@
-"""The model of ``cfg.ckpt_path`` as the inspection commands load it (``cfnet.explore``,
-``cfnet.cooccurrence``): one function, so that where a checkpoint may come from -- a file today,
-a Hugging Face Hub directory or repo id later -- is decided in one place."""
+"""The model a command runs (``cfnet.evaluate``, ``cfnet.predict``, the inspection commands):
+``ckpt_path`` names a checkpoint of ``cfnet.train`` or a model saved the Hugging Face Hub's way --
+a directory of ``save_pretrained`` / ``cfnet.export format=hub``, or a Hub repo id (``org/name``,
+from the local Hub cache when ``HF_HUB_OFFLINE=1``). One function decides which and loads it, so
+that every command takes all three.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 from omegaconf import DictConfig
 
-from cfnet.cli.run_config import dataset_from_checkpoint
+from cfnet.cli.run_config import dataset_from_checkpoint, dataset_from_pretrained
 from cfnet.lit import SegmentationModule
+from cfnet.models.hub import NotCfnetError, find_pretrained
 from cfnet.utils.checkpoint_files import read_checkpoint
 
 
+def is_checkpoint(source: str) -> bool:
+    """A file, or a ``.ckpt`` path (a missing one is reported as the checkpoint it names);
+    anything else names a saved directory or a Hub repo id."""
+    path = Path(source).expanduser()
+    return path.is_file() or path.suffix == ".ckpt"
+
+
 def load_model(cfg: DictConfig, own_keys: Iterable[str] = ()) -> SegmentationModule:
-    """The checkpoint ``cfg.ckpt_path``, read once: ``cfg.dataset`` becomes the dataset config it
-    was trained with (``dataset_from_checkpoint``, keeping ``own_keys`` and the command line's
-    ``dataset.*``; its one line on stderr), and its model is rebuilt on the CPU in eval mode, its
-    classes checked against ``cfg.dataset``'s. A bad file or mismatched classes: one line."""
-    checkpoint = read_checkpoint(cfg.ckpt_path)
-    if line := dataset_from_checkpoint(cfg, cfg.ckpt_path, checkpoint, own_keys):
-        print(line, file=sys.stderr)
-    module = SegmentationModule.from_checkpoint(cfg.ckpt_path, contents=checkpoint).eval()
-    module.require_classes(list(cfg.dataset.class_names), cfg.dataset.name, cfg.ckpt_path)
-    return module
+    """The model ``cfg.ckpt_path`` names, on the CPU in eval mode, its file(s) read once.
+
+    ``cfg.dataset`` becomes the dataset the model was trained on: a checkpoint's own dataset
+    config (``dataset_from_checkpoint``), or the config that a saved model's config.json names
+    (``dataset_from_pretrained``), keeping ``own_keys`` and the command line's ``dataset.*``; a
+    ``dataset=`` on the command line wins. The line saying which goes to stderr. The model's
+    classes must be the dataset's. Any problem is one line (a ``ValueError`` /
+    ``FileNotFoundError``)."""
+    source = str(cfg.ckpt_path)
+    if is_checkpoint(source):
+        checkpoint = read_checkpoint(source)
+        line = dataset_from_checkpoint(cfg, source, checkpoint, own_keys)
+        if line:
+            print(line, file=sys.stderr)
+        module = SegmentationModule.from_checkpoint(source, contents=checkpoint)
+    else:
+        try:
+            found = find_pretrained(source)
+        except NotCfnetError as err:
+            ckpts = sorted(Path(source).glob("*.ckpt")) if Path(source).is_dir() else []
+            if not ckpts:
+                raise
+            raise ValueError(
+                f"ckpt_path={source}: a directory of checkpoints, not a saved model; pass one "
+                f"of them, e.g. ckpt_path={ckpts[-1]}"
+            ) from err
+        print(dataset_from_pretrained(cfg, found, own_keys), file=sys.stderr)
+        module = SegmentationModule.from_pretrained(found.directory)
+    module.require_classes(list(cfg.dataset.class_names), cfg.dataset.name, source)
+    return module.eval()

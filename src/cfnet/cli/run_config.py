@@ -6,7 +6,9 @@ Every checkpoint ``cfnet.train`` writes carries its run's composed config, overr
 * ``evaluate`` / ``predict`` (``dataset_from_checkpoint``) score and predict with the dataset the
   model was trained on -- name, classes, image sizes, normalisation -- unless the command line
   names a ``dataset=`` (then that one, whole) or ``dataset.*`` keys (then those, on top of the
-  checkpoint's); a geometry that differs from the training data is said in one line.
+  checkpoint's); a geometry that differs from the training data is said in one line. A model
+  saved the Hub's way carries only its dataset's name (config.json): ``dataset_from_pretrained``
+  uses that dataset's config of ``conf/dataset/``, with the same command-line rules.
 * ``train ckpt_path=…`` (``resume_config``) continues the run with the run's own config in the
   run's own dir (``ResumeFromCommandLine``, before Hydra makes a new dir), whatever the command line
   composed by default; an override that would change the run (model, data, schedule) is refused
@@ -18,11 +20,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from cfnet.cli.command_line import parse_command_line
+from cfnet.cli.command_line import group_options, parse_command_line
+from cfnet.cli.config import CONFIG_DIR
+from cfnet.models.hub import Pretrained
 from cfnet.utils.checkpoint_files import TRAINING_KEYS, read_checkpoint
 from cfnet.utils.run_record import run_record
 
@@ -119,25 +124,13 @@ def dataset_from_checkpoint(
     record = run_record(ckpt_path, checkpoint)
     if record is None or "dataset" not in record.config:
         return None
-    explicit = [o for o in _parsed(task_overrides()) if o.key_or_group.split(".")[0] == "dataset"]
-    composed = OmegaConf.to_container(cfg.dataset, resolve=False)
+    explicit = _dataset_overrides()
+    trained = record.config.dataset
     with open_dict(cfg):
         if any(o.key_or_group == "dataset" for o in explicit):
-            trained = record.config.dataset
             used = "as given on the command line"
         else:
-            dataset = OmegaConf.create(OmegaConf.to_container(record.config.dataset))
-            keys = [*own_keys, *(o.key_or_group[len("dataset.") :] for o in explicit)]
-            for key in keys:
-                value: Any = composed
-                for part in key.split("."):  # the raw value: "${split}" stays an interpolation
-                    value = value.get(part) if isinstance(value, dict) else None
-                OmegaConf.update(dataset, key, value, merge=False, force_add=True)
-            for o in explicit:
-                if o.is_delete():
-                    dataset.pop(o.key_or_group[len("dataset.") :], None)
-            trained, cfg.dataset = record.config.dataset, dataset
-            changed = [o.key_or_group for o in explicit]
+            changed = _replace_dataset(cfg, trained, explicit, own_keys)
             used = f"as trained (config from {record.source})" + (
                 f", with {', '.join(changed)} from the command line" if changed else ""
             )
@@ -163,6 +156,69 @@ def dataset_from_checkpoint(
 
 
 DIFFERENCES_SHOWN = 6  # keys the "differs" line names (then "and N more"): it stays one line
+
+
+def _dataset_overrides() -> list[Any]:
+    """The command line's ``dataset=`` and ``dataset.*`` overrides, parsed."""
+    return [o for o in _parsed(task_overrides()) if o.key_or_group.split(".")[0] == "dataset"]
+
+
+def _replace_dataset(
+    cfg: DictConfig, dataset: DictConfig, explicit: list[Any], own_keys: Iterable[str]
+) -> list[str]:
+    """``cfg.dataset`` becomes a copy of ``dataset``, but for the keys the command's own config
+    sets (``own_keys``) and the command line's ``dataset.*`` overrides (``explicit``), which keep
+    their composed values (raw: ``${split}`` stays an interpolation). Returns the overridden keys,
+    as the command line names them. (``cfg`` open for new keys.)"""
+    composed = OmegaConf.to_container(cfg.dataset, resolve=False)
+    replaced = OmegaConf.create(OmegaConf.to_container(dataset))
+    keys = [*own_keys, *(o.key_or_group[len("dataset.") :] for o in explicit)]
+    for key in keys:
+        value: Any = composed
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        OmegaConf.update(replaced, key, value, merge=False, force_add=True)
+    for o in explicit:
+        if o.is_delete():
+            replaced.pop(o.key_or_group[len("dataset.") :], None)
+    cfg.dataset = replaced
+    return [o.key_or_group for o in explicit]
+
+
+def dataset_from_pretrained(
+    cfg: DictConfig, found: Pretrained, own_keys: Iterable[str] = ()
+) -> str:
+    """``dataset_from_checkpoint`` for a model saved the Hub's way (``found``): its config.json
+    names the dataset it was trained on, and ``cfg.dataset`` becomes that dataset's config of
+    ``conf/dataset/`` (``own_keys`` and the command line's ``dataset.*`` kept), unless the command
+    line names a ``dataset=``. Returns the one line to print about it; a config.json that names no
+    dataset this cfnet has a config for, with none on the command line, is refused in one line."""
+    explicit = _dataset_overrides()
+    if any(o.key_or_group == "dataset" for o in explicit):
+        return f"dataset: {cfg.dataset.name} as given on the command line"
+    name = found.config["dataset"]
+    options = group_options(Path(CONFIG_DIR) / "dataset")
+    if name not in options:
+        said = "no dataset" if name is None else f"dataset {name!r}, which cfnet has no config for"
+        raise ValueError(
+            f"{found.config_name} names {said}: pass dataset=<one of {', '.join(options)}>"
+        )
+    with open_dict(cfg):
+        changed = _replace_dataset(cfg, _dataset_config(name), explicit, own_keys)
+    with_keys = f", with {', '.join(changed)} from the command line" if changed else ""
+    return f"dataset: {name} as named by {found.config_name}{with_keys}"
+
+
+def _dataset_config(name: str) -> DictConfig:
+    """``conf/dataset/<name>.yaml`` as Hydra composes the group (interpolations unresolved)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = [f"+dataset={name}"]
+    if GlobalHydra.instance().is_initialized():
+        return compose(overrides=overrides).dataset
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(overrides=overrides).dataset
 
 
 def _short(value: Any, limit: int = 40) -> str:
@@ -224,8 +280,6 @@ def _allowed(key: str) -> bool:
 def _compose(overrides: list[str]) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-
-    from cfnet.cli.config import CONFIG_DIR
 
     if GlobalHydra.instance().is_initialized():
         cfg = compose("train", overrides=overrides)

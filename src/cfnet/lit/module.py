@@ -3,6 +3,9 @@
 The module is built from config (``_recursive_: false``) and keeps the *resolved* model config
 in its hyper-parameters, so a checkpoint is self-describing: ``SegmentationModule.from_checkpoint``
 rebuilds the exact segmentor with no config at hand (used by evaluate, predict and export).
+``SegmentationModule.from_pretrained`` wraps a model saved the Hugging Face Hub's way (a directory
+or a repo id, ``cfnet.models.hub``) for evaluation and prediction; it has no training recipe, so
+it does not train (fine-tuning from such a model is ``model.init_from``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from cfnet.evaluation.inference import SegmentationInference
 from cfnet.evaluation.metrics import SegmentationScores, confusion_matrix
 from cfnet.lit.class_weight import AUTO, auto_class_weight, check_class_weight
 from cfnet.lit.losses import segmentation_loss
-from cfnet.models.segmentor import Segmentor
+from cfnet.models.segmentor import Segmentor, from_pretrained
 from cfnet.utils.checkpoint_files import read_checkpoint
 from cfnet.utils.hardware import (
     COMPILE_PAYS_AFTER_IMAGES,
@@ -52,9 +55,9 @@ class SegmentationModule(L.LightningModule):
         self,
         *,
         model: Mapping[str, Any],
-        optim: Mapping[str, Any],
-        aux_weight: float,
-        se_weight: float,
+        optim: Mapping[str, Any] | None,
+        aux_weight: float | None,
+        se_weight: float | None,
         num_classes: int,
         class_names: list[str],
         class_groups: Mapping[str, list[int]],
@@ -65,7 +68,12 @@ class SegmentationModule(L.LightningModule):
         channels_last: bool,
         compile: bool | str,
         class_weight: str | list[float] | None = None,
+        net: Segmentor | None = None,
     ) -> None:
+        """The arguments are the ``module`` config's (conf/train.yaml), but ``net``: the segmentor
+        of ``model`` already built (``from_pretrained``), instead of a new one. ``optim``,
+        ``aux_weight`` and ``se_weight`` are None for a module that only evaluates and
+        predicts."""
         super().__init__()
         if compile not in (True, False, "auto"):
             raise ValueError(f"module.compile={compile!r}: allowed: true, false, auto")
@@ -75,7 +83,7 @@ class SegmentationModule(L.LightningModule):
         self.save_hyperparameters(
             {
                 "model": _plain(model),
-                "optim": _plain(optim),
+                "optim": None if optim is None else _plain(optim),
                 "aux_weight": aux_weight,
                 "se_weight": se_weight,
                 "num_classes": num_classes,
@@ -92,7 +100,7 @@ class SegmentationModule(L.LightningModule):
         given = self.hparams.class_weight
         weights = None if given in (None, AUTO) else torch.tensor(given)
         self.register_buffer("loss_class_weight", weights, persistent=False)
-        self.net: Segmentor = instantiate(self.hparams.model)
+        self.net: Segmentor = net if net is not None else instantiate(self.hparams.model)
         self.confusion = torch.nn.ModuleDict(
             {stage: confusion_matrix(num_classes, ignore_index) for stage in ("val", "test")}
         )
@@ -194,14 +202,40 @@ class SegmentationModule(L.LightningModule):
         module.load_state_dict(ckpt["state_dict"])
         return module.to(map_location)
 
-    def require_classes(self, class_names: list[str], dataset: str, ckpt_path: str) -> None:
-        """The dataset config must describe the classes the checkpoint was trained on."""
+    @classmethod
+    def from_pretrained(cls, source: str | Path, map_location: str = "cpu") -> SegmentationModule:
+        """A module around the model saved in ``source`` (a directory, or a Hub repo id:
+        ``cfnet.models.hub``), for evaluation and prediction: the classes, palette and
+        normalisation are its config.json's, its weights loaded strictly."""
+        net = from_pretrained(source, map_location=map_location)
+        info = net.dataset_info
+        assert info is not None  # (from_pretrained sets it)
+        return cls(
+            model={"_target_": f"cfnet.models.{type(net).__name__}", **net.model_config()},
+            optim=None,
+            aux_weight=None,
+            se_weight=None,
+            num_classes=len(info.class_names),
+            class_names=info.class_names,
+            class_groups=info.class_groups,
+            palette=info.palette,
+            ignore_index=info.ignore_index,
+            mean=info.mean,
+            std=info.std,
+            channels_last=False,
+            compile=False,
+            net=net,
+        ).to(map_location)
+
+    def require_classes(self, class_names: list[str], dataset: str, source: str) -> None:
+        """The dataset config must describe the classes the model (``source``: its checkpoint,
+        directory or repo id) was trained on."""
         trained = self.hparams.class_names
         if trained != class_names:
             raise ValueError(
-                f"checkpoint {ckpt_path!r} was trained on {len(trained)} classes "
+                f"model {source!r} was trained on {len(trained)} classes "
                 f"{trained[:4]}..., but dataset={dataset} has {len(class_names)} classes "
-                f"{class_names[:4]}... (pass dataset=<the checkpoint's dataset>)"
+                f"{class_names[:4]}... (pass dataset=<the model's dataset>)"
             )
 
     # ---- training -------------------------------------------------------------------------
@@ -267,6 +301,12 @@ class SegmentationModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         """SGD; the heads learn at ``head_lr_mult`` × the backbone LR; poly decay per iteration."""
         optim = self.hparams.optim
+        if optim is None:
+            raise ValueError(
+                "this module was made for evaluation and prediction (from_pretrained) and has no "
+                "training recipe; to train from its weights, start a run with "
+                "model.init_from=<its directory or repo id>"
+            )
         base_lr = optim["optimizer"]["lr"]
         backbone = [p for p in self.net.backbone.parameters() if p.requires_grad]
         heads = [

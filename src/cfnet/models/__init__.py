@@ -3,7 +3,8 @@
 from cfnet.models.acf import ACFModule, CooccurrenceMaps, mixture_of_softmaxes_attention
 from cfnet.models.backbone import Backbone
 from cfnet.models.heads import CFNetHead, FCNHead, HeadOutput
-from cfnet.models.segmentor import FCN, CFNet, Segmentor, SegmentorOutput
+from cfnet.models.hub import DatasetInfo, TrainingRecord
+from cfnet.models.segmentor import FCN, CFNet, Segmentor, SegmentorOutput, from_pretrained
 
 __all__ = [
     "FCN",
@@ -12,9 +13,12 @@ __all__ = [
     "CFNet",
     "CFNetHead",
     "CooccurrenceMaps",
+    "DatasetInfo",
     "FCNHead",
     "HeadOutput",
     "Segmentor",
     "SegmentorOutput",
+    "TrainingRecord",
+    "from_pretrained",
     "mixture_of_softmaxes_attention",
 ]

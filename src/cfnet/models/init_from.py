@@ -1,7 +1,9 @@
 """``model.init_from``: a new model starts from the weights of a trained cfnet model.
 
-The file is a checkpoint of ``cfnet.train`` (``.ckpt``) or the weights of ``cfnet.export
-format=safetensors`` (``.safetensors``, with its ``.json`` beside it). Every tensor of the model
+The model is a checkpoint of ``cfnet.train`` (``.ckpt``), the weights of ``cfnet.export
+format=safetensors`` (``.safetensors``, with its ``.json`` beside it), or a model saved the
+Hugging Face Hub's way: a directory of ``save_pretrained`` / ``cfnet.export format=hub``, or a Hub
+repo id (``org/name``; offline, from the local Hub cache). Every tensor of the model
 whose name and shape match one in the file is loaded. The layers that predict classes (the 1×1
 classifiers of the head and the auxiliary head, EncNet's SE classifier) keep their fresh random
 initialisation where they do not match, which is what fine-tuning onto other classes needs (the
@@ -26,6 +28,7 @@ from torch import Tensor, nn
 
 from cfnet.models.encoding import EncModule
 from cfnet.models.heads import Classifier
+from cfnet.models.hub import find_pretrained
 from cfnet.utils.checkpoint_files import read_checkpoint, read_weights
 
 INIT_SUFFIXES = (".ckpt", ".safetensors")
@@ -74,14 +77,18 @@ def class_layers(model: nn.Module) -> set[str]:
 
 
 def read_source(path: str | Path) -> Source:
-    """The segmentor tensors of a cfnet ``.ckpt`` or an exported ``.safetensors``; every problem
-    with the file is one line naming it."""
-    path = Path(path).expanduser()
-    what = f"init_from={str(path)!r}:"
+    """The segmentor tensors of a cfnet ``.ckpt``, an exported ``.safetensors``, or a saved
+    directory or Hub repo id; every problem with it is one line naming it."""
+    text = str(path)
+    path = Path(text).expanduser()
+    what = f"init_from={text!r}:"
+    if not path.is_file() and path.suffix not in INIT_SUFFIXES:  # a saved model's dir or repo
+        return _read_saved(text, what)
     if path.suffix not in INIT_SUFFIXES:
         raise ValueError(
             f"{what} a file with suffix {path.suffix!r}; allowed: a checkpoint of cfnet.train "
-            "(.ckpt) or the weights of cfnet.export format=safetensors (.safetensors)"
+            "(.ckpt), the weights of cfnet.export format=safetensors (.safetensors), or a "
+            "directory or Hub repo id of a saved model (cfnet.export format=hub)"
         )
     if path.suffix == ".safetensors":
         tensors = read_weights(path, "init_from file")
@@ -100,6 +107,18 @@ def read_source(path: str | Path) -> Source:
     if isinstance(hparams.get("model"), dict):
         config = {**hparams["model"], "class_names": hparams.get("class_names")}
     return Source(path, tensors, config)
+
+
+def _read_saved(source: str, what: str) -> Source:
+    """The tensors and config of a model saved the Hub's way (``cfnet.models.hub``)."""
+    try:
+        found = find_pretrained(source)
+    except (ValueError, FileNotFoundError) as err:
+        raise type(err)(f"{what} {err}") from err
+    tensors = read_weights(found.weights, "init_from file")
+    config = found.config
+    model = {"_target_": f"cfnet.models.{config['model_class']}", **config["model"]}
+    return Source(Path(source), tensors, {**model, "class_names": config["class_names"]})
 
 
 def _shape(tensor: Tensor) -> str:

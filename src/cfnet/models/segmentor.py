@@ -8,6 +8,7 @@ from plain Python, without Lightning or Hydra.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -16,6 +17,7 @@ from torch import Tensor, nn
 from cfnet.models.acf import AttentionImpl, CooccurrenceMaps
 from cfnet.models.backbone import Backbone
 from cfnet.models.heads import CFNetHead, FCNHead, upsample_to
+from cfnet.models.hub import HubMixin, HubOptions, find_pretrained
 from cfnet.models.init_from import load_init
 from cfnet.utils.checks import positive_int
 
@@ -28,8 +30,11 @@ class SegmentorOutput(NamedTuple):
     se_logits: Tensor | None  # B×C per-image class presence (EncNet SE loss)
 
 
-class Segmentor(nn.Module):
-    """Backbone → head, logits upsampled to the input size for any H, W."""
+class Segmentor(nn.Module, HubMixin):
+    """Backbone → head, logits upsampled to the input size for any H, W.
+
+    ``save_pretrained`` / ``from_pretrained`` / ``push_to_hub``: ``cfnet.models.hub``.
+    """
 
     def __init__(self, backbone: Backbone, head: nn.Module, aux_head: nn.Module | None) -> None:
         super().__init__()
@@ -228,3 +233,27 @@ class FCN(Segmentor):
             shape = {"backbone": backbone, "output_stride": output_stride, "channels": channels}
             shape |= {"aux": aux, "aux_channels": aux_channels, "num_classes": num_classes}
             load_init(self, init_from, {"_target_": "cfnet.models.FCN", **shape})
+
+
+# The classes a saved directory may name (config.json's model_class: hub.MODEL_CLASSES).
+MODEL_CLASSES: dict[str, type[Segmentor]] = {cls.__name__: cls for cls in (CFNet, FCN)}
+
+
+def from_pretrained(
+    dir_or_repo_id: str | Path,
+    *,
+    force_download: bool = False,
+    token: str | bool | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+    revision: str | None = None,
+    map_location: str = "cpu",
+) -> Segmentor:
+    """``cfnet.from_pretrained``: the CFNet or FCN saved in a directory or a Hub repo
+    (``org/name``), whichever it holds, in eval mode on ``map_location``. The other arguments are
+    ``hf_hub_download``'s; with ``HF_HUB_OFFLINE=1`` a repo id is read from the local Hub cache."""
+    hub = HubOptions(revision, cache_dir, force_download, local_files_only, token)
+    found = find_pretrained(dir_or_repo_id, hub)  # (its model_class checked: one of the two)
+    return MODEL_CLASSES[found.config["model_class"]].from_pretrained(
+        found.directory, map_location=map_location
+    )
