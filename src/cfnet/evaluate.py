@@ -4,6 +4,9 @@ The checkpoint rebuilds its own model (no model config needed) and says which da
 on: without ``dataset`` arguments that dataset config is used (``cfnet.cli.run_config``); a
 ``dataset=`` / ``dataset.*`` override wins, but must describe the same classes.
 ``inference=whole|slide|ms_flip`` picks the protocol (``cfnet.evaluation.inference``).
+It runs where ``cfnet.train`` would (``trainer=auto``: CUDA when it is there) in that device's
+precision (bf16 autocast on CUDA and on a CPU with native bf16, else fp32), with channels_last
+weights as in training; ``device=`` / ``precision=`` override that, and the one start line says it.
 Prints the per-class table and writes ``metrics/<split>.{json,md}`` in the run dir.
 With ``trainer=ddp_cpu`` / ``trainer=ddp`` the split is sharded across processes, each image once.
 """
@@ -20,22 +23,25 @@ from cfnet.cli.run_config import dataset_from_checkpoint
 from cfnet.cli.validate import check_eval_config
 from cfnet.evaluation.metrics import SegmentationScores
 from cfnet.lit import SegmentationModule
-from cfnet.lit.trainer import build_trainer
+from cfnet.lit.trainer import build_trainer, on_device
 from cfnet.utils.checkpoint_files import read_checkpoint
 
 
 def evaluate(cfg: DictConfig) -> SegmentationScores:
     """Score ``cfg.ckpt_path`` on ``cfg.split``; its checkpoint is read once."""
     check_eval_config(cfg)
+    trainer_config = on_device(cfg.trainer, cfg.device)
     checkpoint = read_checkpoint(cfg.ckpt_path)
     if line := dataset_from_checkpoint(cfg, cfg.ckpt_path, checkpoint, own_keys=("test_split",)):
         print(line, file=sys.stderr)
-    module = SegmentationModule.from_checkpoint(cfg.ckpt_path, contents=checkpoint)
+    module = SegmentationModule.from_checkpoint(
+        cfg.ckpt_path, contents=checkpoint, channels_last=True
+    )
     module.require_classes(list(cfg.dataset.class_names), cfg.dataset.name, cfg.ckpt_path)
     module.inference = instantiate(cfg.inference)
     datamodule = instantiate(cfg.dataset)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
-    trainer = build_trainer(cfg.trainer, callbacks, logger=False)
+    trainer = build_trainer(trainer_config, callbacks, logger=False)
     trainer.test(module, datamodule=datamodule, verbose=False)
     return module.scores["test"]
 
