@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -91,7 +92,7 @@ def goals(acf: dict | None, speed: dict | None, explorer: dict | None = None) ->
     rows = []
 
     def goal(name: str, target: str, value: str, met: bool | None) -> None:
-        verdict = "not measured" if met is None else ("met" if met else "missed")
+        verdict = "not measured" if met is None else ("met" if met else "not met")
         rows.append({"goal": name, "target": target, "measured": value, "verdict": verdict})
 
     if not acf:
@@ -143,13 +144,104 @@ def goals(acf: dict | None, speed: dict | None, explorer: dict | None = None) ->
         goal(f"explorer click, {row['image']}, {row['threads']} threads",
              "≤ 250 ms (90th pct.): well under 1 s",
              f"{click} ms (90th pct.); first pass {first} s", click <= 250)  # fmt: skip
-    goal(
-        "GPU: CFNet-R50 512² bf16 + channels_last",
-        "≥ 200 img/s on an H100; < 8.5 GB / 4 img",
-        "no GPU was lent to this session (device status: can_start_another=false)",
-        None,
-    )
+    return rows + gpu_goals()
+
+
+def lightning_figure(batch: int, minimum: float) -> Callable[[list[dict]], tuple[str, bool] | None]:
+    def figure(rows: list[dict]) -> tuple[str, bool] | None:
+        row = next((r for r in rows if r["batch"] == batch), None)
+        if row is None:
+            return None
+        return f"{row['images_per_s']} img/s ({row['run']})", row["images_per_s"] >= minimum
+
+    return figure
+
+
+def quickstart_figure(rows: list[dict]) -> tuple[str, bool]:
+    return f"{rows[0]['wall_s']} s (test mIoU {rows[0]['test_mIoU']})", rows[0]["wall_s"] <= 45
+
+
+def latency_figure(mode: str) -> Callable[[list[dict]], tuple[str, bool] | None]:
+    def figure(rows: list[dict]) -> tuple[str, bool] | None:
+        ms = {r["model"]: r["ms_per_image"] for r in rows if r["mode"] == mode}
+        if not {"cfnet_r50", "deeplabv3_r50"} <= ms.keys():
+            return None
+        ratio = ms["cfnet_r50"] / ms["deeplabv3_r50"]
+        text = f"{ratio:.2f}× ({ms['cfnet_r50']} ms vs {ms['deeplabv3_r50']} ms)"
+        return text, ratio <= 0.8
+
+    return figure
+
+
+def ms_flip_figure(compiled: bool) -> Callable[[list[dict]], tuple[str, bool] | None]:
+    def figure(rows: list[dict]) -> tuple[str, bool] | None:
+        batched = [
+            r for r in rows if r["inference.batch_size"] > 1 and r["inference.compile"] is compiled
+        ]
+        if not batched or not any(r["inference.batch_size"] == 1 for r in rows):
+            return None
+        best = max(batched, key=lambda r: r["speedup_vs_unbatched"])
+        text = (
+            f"{best['speedup_vs_unbatched']}× (inference.batch_size={best['inference.batch_size']})"
+        )
+        return text, best["speedup_vs_unbatched"] >= 5
+
+    return figure
+
+
+# The GPU goals of issue 29, each read from the results file of its gpu_check.sh section:
+# (goal, target, file, figure from the file's rows: (text, met), None when the row is missing).
+GPU_GOALS = [
+    ("GPU: CFNet-R50 training through Lightning, 512², bf16, batch 16", "≥ 200 img/s",
+     "speed_cuda_lightning", lightning_figure(16, 200)),
+    ("GPU: the same, compiled (module.compile=true), batch 16", "≥ 200 img/s",
+     "speed_cuda_lightning_compiled", lightning_figure(16, 200)),
+    ("GPU: CFNet-R50 training through Lightning, 512², bf16, batch 2", "≥ 100 img/s",
+     "speed_cuda_lightning", lightning_figure(2, 100)),
+    ("GPU: the quickstart, python -m cfnet.train (make train)", "≤ 45 s",
+     "speed_cuda_quickstart", quickstart_figure),
+    ("GPU: predict latency, batch 1, 512², CFNet-R50 / DeepLabV3-R50, eager", "≤ 0.8×",
+     "speed_cuda_latency", latency_figure("eager")),
+    ("GPU: the same, both with CUDA graphs (reduce-overhead)", "≤ 0.8×",
+     "speed_cuda_latency", latency_figure("reduce-overhead")),
+    ("GPU: ms_flip batched vs window by window", "≥ 5× faster",
+     "speed_cuda_ms_flip", ms_flip_figure(compiled=False)),
+    ("GPU: the same, batched windows compiled (inference.compile=true)", "≥ 5× faster",
+     "speed_cuda_ms_flip", ms_flip_figure(compiled=True)),
+]  # fmt: skip
+
+
+def gpu_goals() -> list[dict]:
+    """The GPU goals, each from its ``speed_cuda_*.json`` (``benchmarks/gpu_check.sh``): the
+    figure with the GPU's name, date and commit, and met or not. "not measured" where that file
+    does not exist, or where the check was cut off before the row it needs."""
+    rows = []
+    for name, target, file, figure in GPU_GOALS:
+        report = load(file)
+        found = None if report is None else figure(report["rows"])
+        if report is None:
+            measured = f"no results (benchmarks/gpu_check.sh on a GPU writes {file}.json)"
+        elif found is None:
+            measured = f"{file}.json has no row for it (the check was cut off before it)"
+        else:
+            gpu = report["machine"]["gpu"]
+            measured = f"{found[0]}; {gpu}, {report['date']}, commit {report['commit']}"
+        verdict = "not measured" if found is None else ("met" if found[1] else "not met")
+        rows.append({"goal": name, "target": target, "measured": measured, "verdict": verdict})
     return rows
+
+
+def speed_files() -> list[str]:
+    """The saved ``gpu_speed.py`` sections (``speed_<device>_<section>``), in its order."""
+    order = ("lightning", "quickstart", "latency", "ms_flip", "raw")
+
+    def key(name: str) -> tuple[str, int, str]:
+        device, section = name.removeprefix("speed_").split("_", 1)
+        first = next((i for i, s in enumerate(order) if section.startswith(s)), len(order))
+        return device, first, section
+
+    names = [p.stem for p in RESULTS.glob("speed_*_*.json") if not p.stem.endswith("_dry_run")]
+    return sorted(names, key=key)
 
 
 def render() -> str:
@@ -211,9 +303,7 @@ def render() -> str:
             + measured_on
         )
     for name, title in (
-        ("speed_cuda", "On the GPU (benchmarks/gpu_speed.py)"),
-        ("speed_cuda_compiled", "On the GPU, compiled (torch.compile, CUDA graphs)"),
-        ("speed_cpu", "Batched evaluation on this CPU (benchmarks/gpu_speed.py)"),
+        *((n, f"`{n}` (benchmarks/gpu_speed.py)") for n in speed_files()),
         ("loader_speed", "Your own data: the folder loader vs VOC's (benchmarks/loader_speed.py)"),
         ("explorer_speed", "The explorer: first pass and clicks (benchmarks/explorer_speed.py)"),
     ):

@@ -1,7 +1,8 @@
 """The GPU path, on a real GPU: fused attention kernels, ``trainer=gpu`` / the default trainer
 through the CLI, a compiled training step, evaluate and predict on CUDA, exact resume with the
-CUDA RNG, DDP with SyncBN. ``make test-gpu`` (``pytest -m gpu tests``) runs them; without CUDA
-every test here is skipped with the reason. The CPU side of the same rules: test_hardware.py."""
+CUDA RNG, DDP with SyncBN (bf16 evaluation's scores against fp32: tests/test_precision.py).
+``make test-gpu`` (``pytest -m gpu tests``) runs them; without CUDA every test here is skipped
+with the reason. The CPU side of the same rules: test_hardware.py."""
 
 from __future__ import annotations
 
@@ -152,23 +153,29 @@ def test_evaluate_on_the_gpu_through_the_cli(tmp_path):
 
 
 def test_predict_on_cuda_matches_the_cpu(tmp_path):
-    ckpt = make_checkpoint(tmp_path, "synthetic")
+    """``device=auto`` (the default) predicts on the GPU in bf16 and says so; the masks match
+    the CPU's in fp32."""
+    ckpt = make_checkpoint(tmp_path, "synthetic", varied=True)
     inputs = tmp_path / "in"
     inputs.mkdir()
     for i in range(2):
         image, _, _ = render_scene(0, "test", i, 64 + 16 * i, 0.3, 2)
         Image.fromarray(image).save(inputs / f"scene{i}.png")
-    for device in ("cpu", "cuda"):
-        run_cli(
+    lines = {}
+    for device, hardware in (("cpu", ["device=cpu", "precision=32-true"]), ("cuda", [])):
+        result = run_cli(
             "cfnet.predict", f"ckpt_path={ckpt}", f"input={inputs}", f"output={tmp_path / device}",
-            f"device={device}", "inference=slide", f"hydra.run.dir={tmp_path / ('run' + device)}",
+            *hardware, "inference=slide", f"hydra.run.dir={tmp_path / ('run' + device)}",
         )  # fmt: skip
+        lines[device] = run_line(result.stderr)
+    assert lines["cuda"].startswith("cfnet: predicting on gpu (")
+    assert "precision bf16-mixed" in lines["cuda"] and "precision 32-true" in lines["cpu"]
     for i in range(2):
         cpu, cuda = (
             np.asarray(Image.open(tmp_path / d / f"scene{i}.png")) for d in ("cpu", "cuda")
         )
         assert cuda.shape == cpu.shape == (64 + 16 * i, 64 + 16 * i)
-        assert (cuda == cpu).mean() > 0.98  # TF32 rounding may flip near-ties
+        assert (cuda == cpu).mean() > 0.98  # bf16 rounding may flip near-ties
 
 
 # ---- exact resume with the CUDA RNG -------------------------------------------------------

@@ -19,9 +19,11 @@ from unittest import mock
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from cfnet import predict as predict_module
+from cfnet.utils.hardware import device_name, device_precision
 from support.fuzz_files import cut, encode
 from support.raw_releases import tree_snapshot
 from support.training import make_checkpoint
@@ -307,10 +309,15 @@ def test_on_bad_input_skip_predicts_the_others_and_lists_what_it_skipped(
     assert set(os.listdir(out)) == outputs(["a", "c"])
     assert sorted(os.listdir(tmp_path)) == ["in", "out"]  # no outputs/, .hydra/ or predict.log
     notices = printed.err.strip().splitlines()
-    assert len(notices) == 2 and "Traceback" not in printed.err
+    assert len(notices) == 3 and "Traceback" not in printed.err
     assert notices[0].startswith("ignored 1 file(s) whose suffix is not a picture's: notes.txt")
-    assert notices[1].startswith("skipped 1 input(s) that cannot be read (on_bad_input=skip): ")
-    assert "'in/b.jpg'" in notices[1] and "a.jpg" not in notices[1]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # device=auto
+    assert notices[1] == (  # the hardware, as cfnet.train names it, and the device's precision
+        f"cfnet: predicting on {device_name(device)}, precision {device_precision(device.type)}, "
+        "channels_last"
+    )
+    assert notices[2].startswith("skipped 1 input(s) that cannot be read (on_bad_input=skip): ")
+    assert "'in/b.jpg'" in notices[2] and "a.jpg" not in notices[2]
     assert len(printed.out.strip().splitlines()) == 2  # one line per predicted picture
 
     # without skip (the default) it stops, naming the file and the option, before writing

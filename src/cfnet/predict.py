@@ -11,6 +11,9 @@ Every input is decoded before anything is written (a broken one stops the run, n
 and each output is written atomically (an interrupted run never leaves half a PNG). Files of a
 folder that are not pictures by their suffix are named in one line and left alone.
 ``inference=whole|slide|ms_flip`` picks the protocol (``cfnet.evaluation.inference``).
+``device=auto`` runs on CUDA when it is there, ``precision=auto`` in the device's precision (bf16
+autocast on CUDA and on a CPU with native bf16, else fp32; ``cfnet.utils.hardware``), with
+channels_last weights as in training; one line on stderr says which.
 
 ``export=voc|cityscapes`` writes test-server submissions instead: VOC palette PNGs of class ids
 under ``results/VOC2012/Segmentation/comp6_test_cls/``, or Cityscapes PNGs of labelIds (the
@@ -35,6 +38,7 @@ from cfnet.data.io import IMAGE_SUFFIXES, SampleError, read_any_image
 from cfnet.data.labels import CITYSCAPES_TRAIN_NAMES, cityscapes_train_to_label_id
 from cfnet.data.transforms import eval_transform
 from cfnet.utils.atomic import write_atomically
+from cfnet.utils.hardware import autocast, device_name, inference_device, inference_precision
 
 
 def list_inputs(source: Path) -> list[Path]:
@@ -159,9 +163,13 @@ def save_png(image: Image.Image, path: Path) -> None:
 @torch.no_grad()
 def predict(cfg: DictConfig) -> list[Path]:
     check_predict_config(cfg)
+    device = inference_device(cfg.device)
+    precision = inference_precision(cfg.precision, device.type)
     # the model, and the dataset config it was trained on (its base/crop size for inference):
     # which one is a notice on stderr (stdout: a line per picture)
-    module = load_model(cfg).to(cfg.device)
+    module = load_model(cfg, channels_last=True)
+    module.configure_model()  # channels_last, as in training
+    module = module.eval().to(device)
     source, output = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
     images = list_inputs(source)
     if ignored := other_files(source):
@@ -179,11 +187,16 @@ def predict(cfg: DictConfig) -> list[Path]:
     inference = instantiate(cfg.inference)
     transform = eval_transform(mean=hp.mean, std=hp.std)
     to_label_id = cityscapes_train_to_label_id()
+    line = f"cfnet: predicting on {device_name(device)}, precision {precision}, channels_last"
+    if inference.compiles_windows:
+        line += ", windows compiled (inference.compile=true)"
+    print(line, file=sys.stderr)
     written = []
     for image_path, paths in zip(images, plans, strict=True):
         image = read_any_image(image_path)
-        tensor = transform(image=image)["image"][None].to(cfg.device)
-        mask = inference(module.net, tensor, module.pad_value())[0].argmax(0)
+        tensor = transform(image=image)["image"][None].to(device)
+        with autocast(device, precision):
+            mask = inference(module.net, tensor, module.pad_value())[0].argmax(0)
         mask = mask.to(torch.uint8).cpu().numpy()
         if cfg.export == "cityscapes":
             save_png(Image.fromarray(to_label_id[mask], mode="L"), paths[0])

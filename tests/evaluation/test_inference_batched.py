@@ -115,3 +115,61 @@ def test_a_bad_batch_size_is_named(bad):
             mode="slide", scales=[1.0], flip=False, base_size=64, crop_size=32, stride_rate=0.5,
             batch_size=bad,
         )  # fmt: skip
+
+
+def test_the_windows_of_every_scale_share_forward_passes(cfnet_model):
+    """Scale 0.5's views fit one window each (2 windows), scale 1.75's span 3×4 (24): 26 windows
+    in forwards of 8 across the scales, only the image's last one short; the probabilities are
+    those of one window at a time."""
+    calls = []
+
+    def counted(x):
+        calls.append(x.shape[0])
+        return cfnet_model(x)
+
+    settings = dict(scales=[0.5, 1.75], flip=True, base_size=48, crop_size=32, stride_rate=2 / 3)
+    image = torch.randn(1, 3, 45, 70)
+    probs = SegmentationInference(mode="slide", batch_size=8, **settings)(counted, image, PAD)
+    assert calls == [8, 8, 8, 2]
+    expected = one_window_at_a_time(cfnet_model, image, PAD, *settings.values())
+    torch.testing.assert_close(probs, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_whole_views_share_a_forward_only_with_views_of_their_size(cfnet_model):
+    calls = []
+    image = torch.randn(1, 3, 40, 60)
+    p = SegmentationInference(
+        mode="whole", scales=[0.5, 1.0], flip=True, base_size=60, crop_size=32, stride_rate=2 / 3
+    )
+    p(lambda x: calls.append(tuple(x.shape)) or cfnet_model(x), image, PAD)
+    assert calls == [(2, 3, 20, 30), (2, 3, 40, 60)]
+
+
+def test_compiled_windows_run_in_one_shape_with_the_eager_results(cfnet_model, monkeypatch):
+    """``compile=true``: every forward gets exactly ``batch_size`` windows (the last one padded)
+    and is compiled once; the results are the eager protocol's. ``torch.compile`` itself is
+    replaced by a recorder here (the real compile: tests/test_precision.py)."""
+    compiled, shapes = [], []
+
+    def fake_compile(model, **options):
+        compiled.append(options)
+        return lambda x: shapes.append(tuple(x.shape)) or model(x)
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    settings = dict(scales=[0.5, 1.75], flip=True, base_size=48, crop_size=32, stride_rate=2 / 3)
+    image = torch.randn(1, 3, 45, 70)
+    eager = SegmentationInference(mode="slide", batch_size=8, **settings)(cfnet_model, image, PAD)
+    protocol = SegmentationInference(mode="slide", batch_size=8, compile=True, **settings)
+    for _ in range(2):
+        torch.testing.assert_close(protocol(cfnet_model, image, PAD), eager)
+    assert compiled == [{"mode": None, "dynamic": False}]  # the CPU: no CUDA graphs
+    assert set(shapes) == {(8, 3, 32, 32)} and len(shapes) == 2 * 4
+
+
+@pytest.mark.parametrize("bad", [1, "yes", None])
+def test_a_bad_compile_setting_is_named(bad):
+    with pytest.raises(ValueError, match=r"inference\.compile=.*: allowed: true, false"):
+        SegmentationInference(
+            mode="slide", scales=[1.0], flip=False, base_size=64, crop_size=32, stride_rate=0.5,
+            compile=bad,
+        )  # fmt: skip

@@ -162,3 +162,72 @@ def test_the_code_map_names_every_module():
     modules = [p.relative_to(package).as_posix() for p in package.rglob("*.py")]
     unnamed = [m for m in sorted(modules) if not m.endswith("__init__.py") and f"`{m}`" not in text]
     assert unnamed == [], f"docs/development.md's code map does not name {unnamed}"
+
+
+def fixture_record(gpu: str) -> dict:
+    """A results file's record (benchmarks/results_files.py) as a GPU run writes it."""
+    return {
+        "command": "python benchmarks/gpu_speed.py --sections lightning",
+        "date": "2031-01-02 03:04 UTC",
+        "commit": "abc1234",
+        "machine": {"cpu": "Some CPU", "cores": 16, "native_bf16": True, "gpu": gpu},
+        "torch": "9.9.9",
+    }
+
+
+def test_the_gpu_goals_are_rendered_from_the_cuda_results_files(monkeypatch, tmp_path):
+    """A fixture (invented figures, in a temp copy of the results; never committed): the goals
+    whose files exist get the figure, the GPU's name, date and commit, and met / not met; a goal
+    whose file lacks its row (a check cut off) and one without a file are "not measured"."""
+    make_docs = _make_docs(monkeypatch)
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "benchmarks" / "results", results)
+    assert not list(results.glob("*cuda*")), "the committed results hold a CUDA file: rewrite me"
+    lightning = [
+        {"run": "cfnet.train trainer=gpu", "batch": 16, "images_per_s": 212.5},
+        {"run": "cfnet.train trainer=gpu", "batch": 2, "images_per_s": 61.0},
+    ]
+    ms_flip = [  # eager only: the compiled row was cut off
+        {"inference.batch_size": 1, "inference.compile": False, "speedup_vs_unbatched": 1.0},
+        {"inference.batch_size": 8, "inference.compile": False, "speedup_vs_unbatched": 6.3},
+    ]
+    for name, rows in (("speed_cuda_lightning", lightning), ("speed_cuda_ms_flip", ms_flip)):
+        report = {**fixture_record("NVIDIA H200"), "device": "cuda", "rows": rows}
+        (results / f"{name}.json").write_text(json.dumps(report))
+        (results / f"{name}.md").write_text(f"the {name} tables\n")
+    monkeypatch.setattr(make_docs, "RESULTS", results)
+    verdicts = {row["goal"]: (row["measured"], row["verdict"]) for row in make_docs.gpu_goals()}
+    record = "NVIDIA H200, 2031-01-02 03:04 UTC, commit abc1234"
+    assert verdicts == {
+        "GPU: CFNet-R50 training through Lightning, 512², bf16, batch 16": (
+            f"212.5 img/s (cfnet.train trainer=gpu); {record}", "met"),
+        "GPU: the same, compiled (module.compile=true), batch 16": (
+            "no results (benchmarks/gpu_check.sh on a GPU writes "
+            "speed_cuda_lightning_compiled.json)", "not measured"),
+        "GPU: CFNet-R50 training through Lightning, 512², bf16, batch 2": (
+            f"61.0 img/s (cfnet.train trainer=gpu); {record}", "not met"),
+        "GPU: the quickstart, python -m cfnet.train (make train)": (
+            "no results (benchmarks/gpu_check.sh on a GPU writes speed_cuda_quickstart.json)",
+            "not measured"),
+        "GPU: predict latency, batch 1, 512², CFNet-R50 / DeepLabV3-R50, eager": (
+            "no results (benchmarks/gpu_check.sh on a GPU writes speed_cuda_latency.json)",
+            "not measured"),
+        "GPU: the same, both with CUDA graphs (reduce-overhead)": (
+            "no results (benchmarks/gpu_check.sh on a GPU writes speed_cuda_latency.json)",
+            "not measured"),
+        "GPU: ms_flip batched vs window by window": (
+            f"6.3× (inference.batch_size=8); {record}", "met"),
+        "GPU: the same, batched windows compiled (inference.compile=true)": (
+            "speed_cuda_ms_flip.json has no row for it (the check was cut off before it)",
+            "not measured"),
+    }  # fmt: skip
+    page = make_docs.render()
+    assert f"| 212.5 img/s (cfnet.train trainer=gpu); {record} | met |" in page
+    assert "the speed_cuda_lightning tables" in page and "the speed_cuda_ms_flip tables" in page
+
+
+def test_without_cuda_results_every_gpu_goal_is_not_measured(monkeypatch):
+    make_docs = _make_docs(monkeypatch)
+    rows = make_docs.gpu_goals()
+    assert len(rows) == len(make_docs.GPU_GOALS) == 8
+    assert {row["verdict"] for row in rows} == {"not measured"}

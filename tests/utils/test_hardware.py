@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.accelerators import CPUAccelerator, CUDAAccelerator
 
 from cfnet.cli.validate import check_dataset
+from cfnet.lit.trainer import on_device
 from cfnet.utils import hardware
 from cfnet.utils.hardware import compile_training, cpu_precision, loader_workers, planned_images
 from support.configs import TINY_NET, TINY_RUN, compose_config
@@ -153,3 +154,73 @@ def test_the_run_line_names_the_gpu_as_trainer_gpu_does(monkeypatch):
         strategy=SimpleNamespace(root_device=torch.device("cuda", 0)),
     )
     assert hardware.describe_device(trainer) == "gpu (NVIDIA H200) ×2"
+
+
+# ---- predict's and evaluate's device= / precision= ------------------------------------------
+def test_inference_device_is_cuda_when_there_and_a_missing_one_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert hardware.inference_device("auto") == torch.device("cpu")
+    assert hardware.inference_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError) as err:
+        hardware.inference_device("cuda")
+    assert (
+        str(err.value) == "device=cuda: this machine has 0 CUDA device(s); use device=auto or cpu"
+    )
+    with pytest.raises(ValueError, match=r"^device='gpu': allowed: auto, cpu, cuda, cuda:<index>$"):
+        hardware.inference_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert hardware.inference_device("auto") == torch.device("cuda")
+    assert hardware.inference_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match=r"^device=cuda:2: this machine has 2 CUDA device"):
+        hardware.inference_device("cuda:2")
+
+
+def test_inference_precision_is_the_devices_unless_named(monkeypatch):
+    """``auto``: bf16 autocast on a GPU with bf16 (fp16 on older ones) and on a CPU with native
+    bf16, else fp32; a named precision is used as given; anything else is refused."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert hardware.inference_precision("auto", "cuda") == "bf16-mixed"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)  # e.g. a V100
+    assert hardware.inference_precision("auto", "cuda") == "16-mixed"
+    for native in ("bf16-mixed", "32-true"):
+        monkeypatch.setattr(hardware, "cpu_precision", lambda native=native: native)
+        assert hardware.inference_precision("auto", "cpu") == native
+    assert hardware.inference_precision("32-true", "cuda") == "32-true"
+    with pytest.raises(ValueError) as err:
+        hardware.inference_precision("bf16", "cpu")
+    assert str(err.value) == "precision='bf16': allowed: auto, bf16-mixed, 16-mixed, 32-true"
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_evaluate_runs_in_its_devices_precision_unless_told(preset, monkeypatch):
+    """conf/evaluate.yaml: every trainer preset evaluates in its accelerator's precision
+    (``${precision_on:}``), ``precision=`` names another, and ``trainer.precision=`` on the
+    command line still wins (the tests' FP32)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    trainer = compose_config("evaluate", ["ckpt_path=x", f"trainer={preset}"]).trainer
+    on_gpu = trainer.accelerator == "gpu"
+    assert trainer.precision == ("bf16-mixed" if on_gpu else cpu_precision())
+    named = compose_config("evaluate", ["ckpt_path=x", f"trainer={preset}", "precision=32-true"])
+    assert named.trainer.precision == "32-true"
+    forced = compose_config(
+        "evaluate", ["ckpt_path=x", f"trainer={preset}", "trainer.precision=16-mixed"]
+    )
+    assert forced.trainer.precision == "16-mixed"
+
+
+def test_evaluate_device_moves_the_trainer_and_its_precision_follows(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    auto = compose_config("evaluate", ["ckpt_path=x"]).trainer
+    assert (auto.accelerator, auto.devices, auto.precision) == ("gpu", 1, "bf16-mixed")
+    assert on_device(auto, "auto") is auto
+    cpu = on_device(auto, "cpu")
+    assert (cpu.accelerator, cpu.devices, cpu.precision) == ("cpu", 1, cpu_precision())
+    second = on_device(auto, "cuda:1")
+    assert (second.accelerator, second.devices, second.precision) == ("gpu", [1], "bf16-mixed")
+    ddp = compose_config("evaluate", ["ckpt_path=x", "trainer=ddp"]).trainer
+    with pytest.raises(ValueError, match=r"^device=cuda:1: one device, but trainer.strategy=ddp"):
+        on_device(ddp, "cuda:1")

@@ -26,22 +26,27 @@ def is_checkpoint(source: str) -> bool:
     return path.is_file() or path.suffix == ".ckpt"
 
 
-def load_model(cfg: DictConfig, own_keys: Iterable[str] = ()) -> SegmentationModule:
+def load_model(
+    cfg: DictConfig, own_keys: Iterable[str] = (), channels_last: bool = False
+) -> SegmentationModule:
     """The model ``cfg.ckpt_path`` names, on the CPU in eval mode, its file(s) read once.
 
     ``cfg.dataset`` becomes the dataset the model was trained on: a checkpoint's own dataset
     config (``dataset_from_checkpoint``), or the config that a saved model's config.json names
     (``dataset_from_pretrained``), keeping ``own_keys`` and the command line's ``dataset.*``; a
     ``dataset=`` on the command line wins. The line saying which goes to stderr. The model's
-    classes must be the dataset's. Any problem is one line (a ``ValueError`` /
-    ``FileNotFoundError``)."""
+    classes must be the dataset's. ``channels_last``: NHWC weights as in training, applied by
+    ``module.configure_model()`` (evaluate and predict ask for it). Any problem is one line (a
+    ``ValueError`` / ``FileNotFoundError``)."""
     source = str(cfg.ckpt_path)
     if is_checkpoint(source):
         checkpoint = read_checkpoint(source)
         line = dataset_from_checkpoint(cfg, source, checkpoint, own_keys)
         if line:
             print(line, file=sys.stderr)
-        module = SegmentationModule.from_checkpoint(source, contents=checkpoint)
+        module = SegmentationModule.from_checkpoint(
+            source, contents=checkpoint, channels_last=channels_last
+        )
     else:
         try:
             found = find_pretrained(source)
@@ -55,5 +60,6 @@ def load_model(cfg: DictConfig, own_keys: Iterable[str] = ()) -> SegmentationMod
             ) from err
         print(dataset_from_pretrained(cfg, found, own_keys), file=sys.stderr)
         module = SegmentationModule.from_pretrained(found.directory)
+        module.channels_last = channels_last
     module.require_classes(list(cfg.dataset.class_names), cfg.dataset.name, source)
     return module.eval()

@@ -54,6 +54,7 @@ from cfnet.models.backbone import check_hub_cache, resolve_pretrained
 from cfnet.models.init_from import plan_init, read_source
 from cfnet.utils.checkpoint_files import read_weights
 from cfnet.utils.checks import allowed, is_int, is_number, keyed, one_of, positive_int
+from cfnet.utils.hardware import inference_device, inference_precision
 
 
 @contextmanager
@@ -162,10 +163,18 @@ def check_train_config(cfg: DictConfig) -> None:
     check_schedule(cfg.trainer)
 
 
+def check_device_and_precision(cfg: DictConfig) -> None:
+    """``cfnet.predict`` / ``cfnet.evaluate``'s ``device=`` (one that is not there included) and
+    ``precision=``, before the checkpoint is read."""
+    inference_device(cfg.device)
+    inference_precision(cfg.precision, "cpu")
+
+
 def check_eval_config(cfg: DictConfig) -> None:
     """``cfnet.evaluate``: the model comes from the checkpoint; dataset and trainer are checked."""
     check_dataset(cfg.dataset, training=False)
     check_trainer(cfg.trainer)
+    check_device_and_precision(cfg)
 
 
 PREDICT_EXPORTS = ("voc", "cityscapes")  # cfnet.predict export=...; null: masks + overlays
@@ -174,6 +183,7 @@ PREDICT_EXPORTS = ("voc", "cityscapes")  # cfnet.predict export=...; null: masks
 def check_predict_config(cfg: DictConfig) -> None:
     """``cfnet.predict``: the model comes from the checkpoint; its own options are checked."""
     check_dataset(cfg.dataset, training=False)
+    check_device_and_precision(cfg)
     if cfg.export is not None and cfg.export not in PREDICT_EXPORTS:
         raise ValueError(f"export={cfg.export!r}: allowed: null, {allowed(PREDICT_EXPORTS)}")
     alpha = cfg.overlay_alpha

@@ -16,12 +16,17 @@ resolution, and the result is their mean. The authors' code instead sums ``exp(l
 logits)`` over scales; that overflows float32 once logits pass ~44 and weights confident scales
 exponentially, so we average softmax probabilities (as mmsegmentation does); the argmax differs
 only where scales disagree.
+
+``compile=true`` runs the sliding windows through ``torch.compile`` (CUDA graphs on CUDA): every
+forward then has one shape, ``batch_size`` windows of crop × crop (a shorter last chunk is padded
+with copies), so the model is compiled once per run. Off by default: on the CPU it did not pay
+(docs/gpu.md); on CUDA ``benchmarks/gpu_check.sh`` measures it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -79,53 +84,93 @@ def crops(image: Tensor, crop: int, stride: int) -> list[tuple[int, int]]:
 
 def views_logits(
     model: Model,
-    views: Sequence[Tensor],
+    views: Iterable[Tensor],
     crop: int | None,
     stride: int,
     pad_value: Tensor,
     batch_size: int = 1,
-) -> list[Tensor]:
-    """Logits B×C×h×w of each view (views of one size, e.g. an image and its mirror image).
+) -> Iterator[Tensor]:
+    """Logits B×C×h×w of each view, in order, each as soon as its last window has run.
 
     ``crop=None`` runs each view whole. Otherwise each view is cut into crop×crop windows (padded
     where they overhang; a view that fits one window is padded to the crop and run once), and the
-    logits of overlapping windows are averaged. The windows of all views are run ``batch_size``
-    at a time: one forward for many windows keeps an accelerator busy, and on the CPU it is no
-    slower (docs/gpu.md). Batching changes nothing but float rounding, as the models see each
-    image on its own (batch-norm in eval mode).
+    logits of overlapping windows are averaged. The windows of successive views (every scale and
+    its mirror image) are run ``batch_size`` at a time, across views, so only the image's last
+    forward is short of ``batch_size``: one forward for many windows keeps an accelerator busy,
+    and on the CPU it is no slower (docs/gpu.md). Whole views share a forward only with views of
+    their size. Batching changes nothing but float rounding, as the models see each image on its
+    own (batch-norm in eval mode). Views are read lazily and released once done, so the sums of
+    only a view or two are held at a time. The sums are float32 whatever the model computes in
+    (bf16 under autocast would round every window's logits added to them).
     """
-    h, w = views[0].shape[-2:]
-    jobs: list[tuple[int, int, int]] = []  # (view, y, x) of each window
-    for v in range(len(views)):
-        jobs += [
-            (v, y, x) for y, x in ([(0, 0)] if crop is None else crops(views[v], crop, stride))
-        ]
-    totals: list[Tensor | None] = [None] * len(views)
-    count = torch.zeros(1, 1, h, w, device=views[0].device)
-    for first in range(0, len(jobs), batch_size):
-        chunk = jobs[first : first + batch_size]
+    # per open view: the view, its logit sums (from its first window), window counts, windows left
+    open_views: dict[int, list] = {}
+    chunk: list[tuple[int, int, int]] = []  # (view, y, x) of the windows of the next forward
+
+    def run() -> Iterator[Tensor]:
         inputs = [
-            views[v]
+            open_views[v][0]
             if crop is None
-            else pad_to(views[v][..., y : y + crop, x : x + crop], crop, crop, pad_value)
+            else pad_to(open_views[v][0][..., y : y + crop, x : x + crop], crop, crop, pad_value)
             for v, y, x in chunk
         ]
-        logits = model(torch.cat(inputs)).split(views[0].shape[0])
+        logits = model(torch.cat(inputs)).split(inputs[0].shape[0])
         for (v, y, x), out in zip(chunk, logits, strict=True):
+            view, total, count, _ = state = open_views[v]
+            h, w = view.shape[-2:]
             wh, ww = min(h - y, crop or h), min(w - x, crop or w)
-            if totals[v] is None:
-                totals[v] = out.new_zeros(*out.shape[:2], h, w)
-            totals[v][..., y : y + wh, x : x + ww] += out[..., :wh, :ww]
-            if v == 0:
-                count[..., y : y + wh, x : x + ww] += 1
-    return [total / count for total in totals]  # type: ignore[operator]
+            if total is None:
+                total = state[1] = out.new_zeros(*out.shape[:2], h, w, dtype=torch.float32)
+            total[..., y : y + wh, x : x + ww] += out[..., :wh, :ww]
+            count[..., y : y + wh, x : x + ww] += 1
+            state[3] -= 1
+        chunk.clear()
+        for v in sorted(v for v, state in open_views.items() if state[3] == 0):
+            _, total, count, _ = open_views.pop(v)
+            yield total / count
+
+    for v, view in enumerate(views):
+        windows = [(0, 0)] if crop is None else crops(view, crop, stride)
+        if crop is None and chunk and open_views[chunk[0][0]][0].shape != view.shape:
+            yield from run()
+        count = torch.zeros(1, 1, *view.shape[-2:], device=view.device)
+        open_views[v] = [view, None, count, len(windows)]
+        for y, x in windows:
+            chunk.append((v, y, x))
+            if len(chunk) == batch_size:
+                yield from run()
+    if chunk:
+        yield from run()
+
+
+class FixedShapeModel:
+    """``model`` compiled for inputs of exactly ``batch_size`` (``torch.compile``, no dynamic
+    shapes; mode ``reduce-overhead``, i.e. CUDA graphs, on CUDA): a smaller batch is padded with
+    copies of its first input and only its own outputs are returned. Compiled on first use per
+    device."""
+
+    def __init__(self, model: Model, batch_size: int) -> None:
+        self.model, self.batch_size = model, batch_size
+        self.compiled: dict[str, Model] = {}
+
+    def __call__(self, x: Tensor) -> Tensor:
+        n = x.shape[0]
+        if n < self.batch_size:
+            x = torch.cat([x, x[:1].expand(self.batch_size - n, *x.shape[1:])])
+        kind = x.device.type
+        if kind not in self.compiled:
+            mode = "reduce-overhead" if kind == "cuda" else None
+            self.compiled[kind] = torch.compile(self.model, mode=mode, dynamic=False)
+        if kind == "cuda":  # the last call's outputs (read already) may be overwritten
+            torch.compiler.cudagraph_mark_step_begin()
+        return self.compiled[kind](x)[:n]
 
 
 def sliding_logits(
     model: Model, image: Tensor, crop: int, stride: int, pad_value: Tensor, batch_size: int = 1
 ) -> Tensor:
     """Logits B×C×h×w of ``image`` from crop×crop windows, averaged where windows overlap."""
-    return views_logits(model, [image], crop, stride, pad_value, batch_size)[0]
+    return next(views_logits(model, [image], crop, stride, pad_value, batch_size))
 
 
 class SegmentationInference:
@@ -137,7 +182,8 @@ class SegmentationInference:
     windows (of a pass and its mirrored pass) one forward runs: the results are the same up to
     float rounding, and an accelerator runs many windows at once in about the time of one.
     ``name`` is the preset's (``inference=<name>``; ``custom`` for one built in Python): metrics
-    files record it with the settings (``protocol``).
+    files record it with the settings (``protocol``). ``compile``: the sliding windows run
+    through ``FixedShapeModel`` (same results up to float rounding; not part of the protocol).
     """
 
     def __init__(
@@ -151,6 +197,7 @@ class SegmentationInference:
         stride_rate: float,
         batch_size: int = 8,
         name: str = "custom",
+        compile: bool = False,
     ) -> None:
         one_of("inference.mode", mode, MODES)
         if scales is not None and (not scales or any(s <= 0 for s in scales)):
@@ -162,6 +209,24 @@ class SegmentationInference:
         self.scales = None if scales is None else [float(s) for s in scales]
         self.base_size, self.crop_size = base_size, crop_size
         self.stride = max(int(crop_size * stride_rate), 1)
+        if not isinstance(compile, bool):
+            raise ValueError(f"inference.compile={compile!r}: allowed: true, false")
+        self.compile = compile
+        self._windows: tuple[Model, FixedShapeModel] | None = None  # (model, compiled for it)
+
+    @property
+    def compiles_windows(self) -> bool:
+        """``compile`` for sliding windows (a whole image has no fixed size: never compiled)."""
+        return self.compile and self.mode == "slide"
+
+    def windows_model(self, model: Model) -> Model:
+        """What the windows run through: ``model``, or when ``compiles_windows`` its
+        ``FixedShapeModel``, built once per model."""
+        if not self.compiles_windows:
+            return model
+        if self._windows is None or self._windows[0] is not model:
+            self._windows = (model, FixedShapeModel(model, self.batch_size))
+        return self._windows[1]
 
     def protocol(self) -> dict[str, Any]:
         """What produced the numbers, as ``metrics/<split>.json`` records it: the preset's
@@ -208,14 +273,20 @@ class SegmentationInference:
         height, width = image.shape[-2:]
         pad = torch.as_tensor(pad_value, dtype=image.dtype, device=image.device)
         crop = self.crop_size if self.mode == "slide" else None
+        model = self.windows_model(model)
+
+        def views() -> Iterator[Tensor]:  # every pass's view, made when its windows are due
+            for scale in self.scales or [None]:
+                scaled = resize(image, self.scaled_size(height, width, scale))
+                yield scaled
+                if self.flip:
+                    yield scaled.flip(-1)
+
         probs: Tensor | None = None
-        for scale in self.scales or [None]:
-            scaled = resize(image, self.scaled_size(height, width, scale))
-            views = [scaled, scaled.flip(-1)] if self.flip else [scaled]
-            logits = views_logits(model, views, crop, self.stride, pad, self.batch_size)
-            for i, view_logits in enumerate(logits):
-                p = view_logits.float().softmax(1)
-                p = resize(p.flip(-1) if i == 1 else p, (height, width))
-                probs = p if probs is None else probs + p
+        logits = views_logits(model, views(), crop, self.stride, pad, self.batch_size)
+        for i, view_logits in enumerate(logits):
+            p = view_logits.float().softmax(1)
+            p = resize(p.flip(-1) if self.flip and i % 2 == 1 else p, (height, width))
+            probs = p if probs is None else probs + p
         assert probs is not None
         return probs / self.passes

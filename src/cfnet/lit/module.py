@@ -134,7 +134,10 @@ class SegmentationModule(L.LightningModule):
             # training calls forward_train, which Module.compile does not cover
             self.net.forward_train = torch.compile(self.net.forward_train)
         if trainer is not None and trainer.is_global_zero:
-            print(self._run_line(trainer, compiled, why), flush=True)
+            line = self._run_line(trainer, compiled, why)
+            if self.inference is not None and self.inference.compiles_windows:
+                line += ", windows compiled (inference.compile=true)"
+            print(line, flush=True)
 
     def _should_compile(self, trainer: L.Trainer | None) -> tuple[bool, str]:
         """(compile?, why) for ``module.compile``; ``auto`` decides for training runs only."""
@@ -183,12 +186,15 @@ class SegmentationModule(L.LightningModule):
         path: str | Path,
         map_location: str = "cpu",
         contents: dict[str, Any] | None = None,
+        channels_last: bool = False,
     ) -> SegmentationModule:
         """Rebuild from a checkpoint alone, reading tensors and plain data only (no pickle code).
 
         ``contents``: the checkpoint as the caller has read it already (not read again; ``path``
         then only names it in errors). The backbone's ``pretrained`` file and the ``init_from``
-        model are not needed (their weights are in the checkpoint).
+        model are not needed (their weights are in the checkpoint). ``channels_last``: as
+        ``module.channels_last`` (applied by ``configure_model``; predict and evaluate set it, as
+        training does); never compiled.
         """
         # weights_only; one-line errors that name the file
         ckpt = read_checkpoint(path) if contents is None else contents
@@ -198,7 +204,7 @@ class SegmentationModule(L.LightningModule):
             )
         hparams = dict(ckpt["hyper_parameters"])
         hparams["model"] = {**hparams["model"], "pretrained": None, "init_from": None}
-        module = cls(**hparams, channels_last=False, compile=False)
+        module = cls(**hparams, channels_last=channels_last, compile=False)
         module.load_state_dict(ckpt["state_dict"])
         return module.to(map_location)
 

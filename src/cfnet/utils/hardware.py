@@ -1,5 +1,6 @@
-"""What the machine offers, decided in one place: the default trainer's device and precision, the
-loader's worker count, and whether compiling the training step pays.
+"""What the machine offers, decided in one place: the default trainer's device and precision (and
+those of ``cfnet.predict`` / ``cfnet.evaluate``: ``device=`` / ``precision=``), the loader's
+worker count, and whether compiling the training step pays.
 
 ``trainer=auto`` (the default of ``cfnet.train``) runs on one GPU when CUDA is available, with the
 GPU preset's precision (bf16 autocast), and on the CPU otherwise (``cpu_precision``);
@@ -16,15 +17,21 @@ paper's Pascal VOC run (50 epochs × 10,582 images) is compiled.
 from __future__ import annotations
 
 import os
+import re
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from lightning.pytorch.accelerators import CPUAccelerator
+
+from cfnet.utils.checks import one_of
 
 # Loader workers per training process on an accelerator: the issue's H200 quickstart went from
 # 6.3 it/s (no workers) to 37.6 it/s with 8; more only compete with the main process.
 MAX_WORKERS = 8
 # Training images after which compiling pays back its compile time (see the module doc).
 COMPILE_PAYS_AFTER_IMAGES = 91_000
+# The precisions predict / evaluate accept (``precision=``; Lightning's names for the same modes).
+PRECISIONS = ("bf16-mixed", "16-mixed", "32-true")
 
 
 def cpu_precision() -> str:
@@ -44,12 +51,53 @@ def best_accelerator() -> str:
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
+def device_precision(device_type: str) -> str:
+    """The precision ``auto`` picks on a device of ``device_type``: bf16 autocast on a GPU that
+    computes bf16 (Ampere and newer; the GPU preset), fp16 autocast on older GPUs,
+    ``cpu_precision`` on the CPU, fp32 on anything else (MPS)."""
+    if device_type == "cuda":
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return cpu_precision() if device_type == "cpu" else "32-true"
+
+
 def best_precision() -> str:
-    """The GPU preset's ``bf16-mixed`` on a GPU that computes bf16 (Ampere and newer), fp16
-    autocast on older GPUs, and ``cpu_precision`` on the CPU (``${best_precision:}``)."""
-    if not torch.cuda.is_available():
-        return cpu_precision()
-    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    """``device_precision`` of the best device (``${best_precision:}``, ``trainer=auto``)."""
+    return device_precision("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def inference_device(setting: str) -> torch.device:
+    """The device of ``cfnet.predict`` / ``cfnet.evaluate`` for ``device=``: ``auto`` is CUDA
+    when it is available (as ``trainer=auto``), else the CPU; ``cpu``, ``cuda``, ``cuda:<index>``
+    force one, and a GPU that is not there is refused in one line."""
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(setting, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", setting):
+        raise ValueError(f"device={setting!r}: allowed: auto, cpu, cuda, cuda:<index>")
+    device = torch.device(setting)
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device.type == "cuda" and (device.index or 0) >= count:
+        raise ValueError(
+            f"device={setting}: this machine has {count} CUDA device(s); use device=auto or cpu"
+        )
+    return device
+
+
+def inference_precision(setting: str, device_type: str) -> str:
+    """The precision for ``precision=`` on a device of ``device_type``: ``auto`` is
+    ``device_precision`` (bf16 on CUDA and on a CPU with native bf16, else fp32); one of
+    ``PRECISIONS`` forces it."""
+    if one_of("precision", setting, ("auto", *PRECISIONS)) == "auto":
+        return device_precision(device_type)
+    return setting
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager:
+    """The autocast of ``precision`` on ``device``, as Lightning's precision plugin enters it
+    around evaluation steps (``32-true``: none); weights stay fp32."""
+    if precision == "32-true":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def cpus_available() -> int:
@@ -105,13 +153,23 @@ def compile_training(setting: bool | str, on_cpu: bool, images: int, fast_dev_ru
     return not on_cpu and not fast_dev_run and images >= COMPILE_PAYS_AFTER_IMAGES
 
 
+def device_name(device: torch.device) -> str:
+    """A device as the run's one summary line names it: ``cpu (2 cores)``, ``gpu (NVIDIA H200)``
+    (as ``trainer=cpu`` / ``trainer=gpu`` name them), ``mps``."""
+    if device.type == "cpu":
+        return f"cpu ({cpus_available()} cores)"
+    if device.type == "cuda":
+        return f"gpu ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
 def describe_device(trainer: object) -> str:
     """The device part of the run's one summary line: ``cpu (2 cores) ×1``, ``gpu (NVIDIA H200)
-    ×1`` (as ``trainer=cpu`` / ``trainer=gpu`` name them)."""
+    ×1`` (``device_name`` × the trainer's devices)."""
     if trainer_on_cpu(trainer):
-        return f"cpu ({cpus_available()} cores) ×{trainer.num_devices}"
+        return f"{device_name(torch.device('cpu'))} ×{trainer.num_devices}"
     root = getattr(trainer.strategy, "root_device", None)
     if root is not None and root.type == "cuda":
-        return f"gpu ({torch.cuda.get_device_name(root)}) ×{trainer.num_devices}"
+        return f"{device_name(root)} ×{trainer.num_devices}"
     kind = type(trainer.accelerator).__name__.removesuffix("Accelerator").lower()  # mps, tpu
     return f"{kind} ×{trainer.num_devices}"
