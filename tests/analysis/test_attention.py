@@ -7,7 +7,15 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from cfnet.analysis.attention import attention_by_class, class_fractions, measure, query_cells
+from cfnet.analysis.attention import (
+    SYNTHETIC_PAIRINGS,
+    Pairing,
+    attention_by_class,
+    class_fractions,
+    measure,
+    measure_pairing,
+    query_cells,
+)
 from cfnet.models.acf import CooccurrenceMaps
 from support.configs import TINY_NET, compose_model
 
@@ -116,3 +124,51 @@ def test_an_untrained_model_attends_uniformly_lift_one(tiny_cfnet):
     assert result.summary([1])["lift"] == pytest.approx(1.0, abs=0.15)
     with pytest.raises(ValueError, match="no batches"):
         measure(tiny_cfnet, [], [3], 4, 255)
+
+
+def test_pairing_splits_the_mass_into_the_own_and_the_other_object():
+    """Two query objects on a 2×3 grid, each paired with a different cue: hand-set attention rows
+    give the own / other masses by hand (rows sum to one; the cues are one key cell each)."""
+    mask = torch.zeros(1, 2, 3, dtype=torch.long)
+    mask[0, 0, 0] = 3  # a sea cell (paired with the boat)
+    mask[0, 1, 0] = 4  # a canal cell (paired with the car)
+    mask[0, 0, 2] = 1  # boat
+    mask[0, 1, 2] = 2  # car
+    probability = torch.zeros(1, 1, 6, 6)  # B×H×N×M, cells in row-major order
+    probability[0, 0, 0] = torch.tensor([0.1, 0.1, 0.5, 0.1, 0.1, 0.1])  # sea: boat 0.5, car 0.1
+    probability[0, 0, 3] = torch.tensor([0.2, 0.1, 0.2, 0.1, 0.1, 0.3])  # canal: car 0.3, boat 0.2
+    maps = _maps(probability, (2, 3), (2, 3))
+
+    class Net:
+        def cooccurrence(self, images):
+            return maps
+
+    pairings = [Pairing((3,), 1, 2), Pairing((4,), 2, 1)]
+    result = measure_pairing(Net(), [(None, mask)], pairings, num_classes=5, ignore_index=255)
+    summary = result.summary()
+    assert summary["queries"] == 2
+    assert summary["own"] == pytest.approx((0.5 + 0.3) / 2)
+    assert summary["other"] == pytest.approx((0.1 + 0.2) / 2)
+    assert summary["ratio"] == pytest.approx(0.8 / 0.3)
+
+    uniform = _maps(torch.full((1, 1, 6, 6), 1 / 6), (2, 3), (2, 3))
+
+    class Uniform:
+        def cooccurrence(self, images):
+            return uniform
+
+    assert measure_pairing(Uniform(), [(None, mask)], pairings, 5, 255).summary()["ratio"] == 1.0
+    with pytest.raises(ValueError, match="no query cells"):
+        measure_pairing(Net(), [(None, torch.zeros_like(mask))], pairings, 5, 255)
+
+
+def test_the_synthetic_pairings_follow_the_generator_labels():
+    """Each pairing's query classes are the labels the generator gives an object painted like its
+    own cue (cfnet.data.synthetic.PAIRED_LABEL): an independent statement of the design."""
+    from cfnet.data.synthetic import PAIRED_LABEL
+
+    for pairing in SYNTHETIC_PAIRINGS:
+        assert set(pairing.queries) == {
+            PAIRED_LABEL[(kind, pairing.own)] for kind in ("water", "pole")
+        }
+        assert pairing.other != pairing.own

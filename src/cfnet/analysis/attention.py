@@ -11,6 +11,12 @@ share of the image. For query cells t of the chosen classes this module sums
 
 where frac_c(m) is the fraction of key cell m covered by class c (area-pooled ground truth on the
 ACF key grid). ``attention / area`` per class is the *lift*: 1 means "no preference".
+
+On the *paired* synthetic scenes both cues are in every image and each ambiguous object belongs to
+one of them (``cfnet.data.synthetic``), so the measure splits by pairing (``measure_pairing``): the
+mass of an ambiguous query on its *own* cue against the *other* cue. Both cues are in the image
+and the pairing is random per scene, so attention that ignores the pairing gives a ratio of about
+one, whatever it thinks of cues in general.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cfnet.data.synthetic import BOAT, CANAL, CAR, LAMPPOST, MAST, SEA
 from cfnet.models.acf import CooccurrenceMaps
 from cfnet.models.segmentor import Segmentor
 
@@ -120,6 +127,62 @@ def mass_on_classes(rows: Tensor, fractions: Tensor) -> tuple[Tensor, Tensor]:
     (``class_fractions``) → (its mass on each class ...×C, each class's share of the key grid C):
     ``attention_by_class`` for a single query, as the explorer shows it for a click."""
     return rows @ fractions, fractions.mean(0)
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """Query classes whose paired object is ``own`` and whose distractor is ``other`` (on the
+    synthetic paired scenes: sea and mast are paired with the boat, against the car)."""
+
+    queries: tuple[int, ...]
+    own: int
+    other: int
+
+
+# the synthetic paired scenes' design (cfnet.data.synthetic.PAIRED_LABEL)
+SYNTHETIC_PAIRINGS = (Pairing((SEA, MAST), BOAT, CAR), Pairing((CANAL, LAMPPOST), CAR, BOAT))
+
+
+@dataclass
+class PairedAttention:
+    """Mixture attention mass p(c|t) (mean over heads) of the paired query cells on their own and
+    on the other object, each summed over the query cells."""
+
+    own: float
+    other: float
+    queries: int
+
+    def summary(self) -> dict[str, float]:
+        """Mean mass per query cell on the own / other object, and own / other."""
+        n = max(self.queries, 1)
+        ratio = self.own / self.other if self.other > 0 else float("nan")
+        return {"queries": float(self.queries), "own": self.own / n, "other": self.other / n,
+                "ratio": ratio}  # fmt: skip
+
+
+@torch.no_grad()
+def measure_pairing(
+    net: Segmentor,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    pairings: Sequence[Pairing],
+    num_classes: int,
+    ignore_index: int,
+) -> PairedAttention:
+    """Sum, over (images B×3×H×W, masks B×H×W) batches and over ``pairings``, the attention mass
+    of each pairing's query cells on its ``own`` and on its ``other`` class."""
+    own = other = 0.0
+    queries = 0
+    for images, masks in batches:
+        maps = net.cooccurrence(images)
+        for pairing in pairings:
+            part = attention_by_class(maps, masks, pairing.queries, num_classes, ignore_index)
+            mixture = part.attention[:, -1].mean(0)  # C: p(c|t), mean over heads
+            own += float(mixture[pairing.own])
+            other += float(mixture[pairing.other])
+            queries += part.queries
+    if not queries:
+        raise ValueError("no query cells of the paired classes in these batches")
+    return PairedAttention(own, other, queries)
 
 
 @torch.no_grad()
