@@ -17,9 +17,10 @@ what CFNet's co-occurrent features are for (and what a local FCN receptive field
 These *single* scenes have a shortcut: the whole image is one scene type, so one global average
 of the features ("is there a boat anywhere?") decides every ambiguous pixel; global pooling alone
 solves them. *Paired* scenes (``render_paired_scene``) remove it. Both cues are drawn in every
-image, each carrying a square marker of one of two per-scene colours, and every ambiguous object is
-painted in the colour of exactly one cue, whose scene its label follows (a water blob in the boat's
-colour is ``sea``, in the car's colour ``canal``). Exchanging the two cues' colours flips every
+image, each carrying a square marker of one of two per-scene colours, and every ambiguous object
+carries the same marker as exactly one cue, whose scene its label follows (a water blob with the
+boat's marker colour is ``sea``, with the car's ``canal``). Every object keeps its single-scene
+appearance; only the markers tell the pairing. Exchanging the two cues' colours flips every
 ambiguous label and leaves the colour and label histograms of the image unchanged (a test checks
 it), so no function of globally pooled statistics can beat chance on those objects: a pixel needs
 the feature it co-occurs with, found by similarity, which is what ACF's p(c|t) computes.
@@ -111,23 +112,23 @@ def _draw_car(rng, image, mask, box, yy, xx) -> None:
     mask[body | cabin | wheels] = CAR
 
 
-def _draw_water(rng, image, mask, box, yy, xx, label, base=(40, 150, 170)) -> None:
+def _draw_water(rng, image, mask, box, yy, xx, label) -> None:
     ry, rx = box.radius * rng.uniform(0.55, 0.8), box.radius
     blob = ((yy - box.cy) / ry) ** 2 + ((xx - box.cx) / rx) ** 2 < 1
     waves = np.sin(yy * rng.uniform(0.6, 0.9) + np.sin(xx * 0.3) * 2 + rng.uniform(0, 6))
-    colour = _jitter(rng, base, 12)
+    colour = _jitter(rng, (40, 150, 170), 12)
     image[blob] = colour + (waves[blob, None] * 25).astype(np.float32)
     mask[blob] = label
 
 
-def _draw_pole(rng, image, mask, box, yy, xx, label, base=(225, 205, 70)) -> None:
+def _draw_pole(rng, image, mask, box, yy, xx, label) -> None:
     half_w = rng.uniform(3.0, 4.5)
     lamp = 2.2 * half_w  # lamp radius; pole + lamp stay inside the bounding circle
     half_len = box.radius - lamp
     pole = (np.abs(xx - box.cx) < half_w) & (np.abs(yy - (box.cy + lamp)) < half_len)
     top = ((yy - (box.cy + lamp - half_len)) ** 2 + (xx - box.cx) ** 2) < lamp**2
     stripes = (np.floor((yy - box.cy) / 5) % 2).astype(np.float32)
-    colour = _jitter(rng, base, 12)
+    colour = _jitter(rng, (225, 205, 70), 12)
     image[pole] = colour - stripes[pole, None] * 45
     image[top] = colour
     mask[pole | top] = label
@@ -257,31 +258,6 @@ def _marker(image, mask, cy: float, cx: float, side: int, colour, label: int) ->
     mask[rows, cols] = label
 
 
-def _draw_painted_boat(rng, image, mask, box, yy, xx, side, colour) -> tuple[float, float]:
-    """A brown hull under a square sail of ``side`` px; returns the sail's centre."""
-    r = box.radius
-    cy, cx = box.cy - 0.2 * r, box.cx
-    bottom = round(cy) - side // 2 + side  # first row under the sail
-    depth = yy - bottom
-    hull = (depth >= 0) & (depth < 0.45 * r) & (np.abs(xx - cx) < 0.95 * r - 0.9 * depth)
-    image[hull] = _jitter(rng, (120, 60, 30), 15)
-    mask[hull] = BOAT
-    return cy, cx
-
-
-def _draw_painted_car(rng, image, mask, box, yy, xx, side, colour) -> tuple[float, float]:
-    """A square body of ``side`` px on two dark wheels; returns the body's centre."""
-    r = box.radius
-    cy, cx = box.cy - 0.15 * r, box.cx
-    bottom = round(cy) - side // 2 + side
-    wheels = np.zeros(yy.shape, bool)
-    for wx in (-0.35, 0.35):
-        wheels |= (yy - bottom) ** 2 + (xx - (cx + wx * side)) ** 2 < (0.28 * r) ** 2
-    image[wheels] = _jitter(rng, (25, 25, 30), 5)
-    mask[wheels] = CAR
-    return cy, cx
-
-
 def _place_twin(
     rng: np.random.Generator, size: int, first: _Box, avoid: list[_Box], gaps: list[float]
 ) -> _Box | None:
@@ -316,12 +292,12 @@ def paired_layout(
     size, scale = image_size, image_size / 160
     gap = min_distance * size * np.sqrt(2)
     colours = tuple(int(c) for c in rng.choice(len(MARKER_COLOURS), size=2, replace=False))
+    marker = max(3, round(14 * scale))
     while True:
-        boat = _place(rng, size, rng.uniform(16, 20) * scale, [], 0)
-        car = _place(rng, size, rng.uniform(16, 20) * scale, [boat], 2 * scale)
+        boat = _place(rng, size, rng.uniform(13, 18) * scale, [], 0)
+        car = _place(rng, size, rng.uniform(13, 18) * scale, [boat], 2 * scale)
         if car is None:
             continue
-        marker = round(1.25 * min(boat.radius, car.radius))
         objects = [PairedObject("boat", boat, 0, BOAT), PairedObject("car", car, 1, CAR)]
         placed: list[_Box] = []
         for _ in range(max(1, max_ambiguous // 2)):
@@ -397,15 +373,20 @@ def render_paired_scene(
         # twins (same radius, same pair index) draw their shape from the same generator state
         shape_rng = np.random.default_rng([twins_seed, i // 2]) if i >= 2 else rng
         args = (image[win], mask[win], box, yy[win], xx[win])
-        colour = palette[obj.colour if i >= 2 else cue_colour[i]]
         if obj.kind == "water":
-            _draw_water(shape_rng, *args, obj.label, base=colour)
+            _draw_water(shape_rng, *args, obj.label)
+            spot = (box.cy, box.cx)
         elif obj.kind == "pole":
-            _draw_pole(shape_rng, *args, obj.label, base=colour)
+            _draw_pole(shape_rng, *args, obj.label)
+            spot = (box.cy - box.radius * 0.55, box.cx)
+        elif obj.kind == "boat":
+            _draw_boat(rng, *args)
+            spot = (box.cy - 0.2 * box.radius, box.cx + 0.25 * box.radius)
         else:
-            draw_cue = _draw_painted_boat if obj.kind == "boat" else _draw_painted_car
-            spot = draw_cue(rng, *args, layout.marker, colour)
-            _marker(image, mask, *spot, layout.marker, colour, obj.label)
+            _draw_car(rng, *args)
+            spot = (box.cy, box.cx)
+        colour = obj.colour if i >= 2 else cue_colour[i]
+        _marker(image, mask, *spot, layout.marker, palette[colour], obj.label)
     scene = PairedScene(tuple(objects), layout.colours, layout.marker)
     return np.clip(image, 0, 255).astype(np.uint8), mask, scene
 
