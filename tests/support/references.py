@@ -37,7 +37,7 @@ def synthetic_split(split: str, count: int, size: int, mean, std):
 
     images, masks = [], []
     for i in range(count):
-        image, mask = render("mixed", 0, split, i, size, 0.3, 3)
+        image, mask = render("single", 0, split, i, size, 0.3, 3)
         x = (image.astype(np.float64) / 255 - np.asarray(mean)) / np.asarray(std)
         images.append(torch.from_numpy(x).permute(2, 0, 1)[None])
         masks.append(mask)

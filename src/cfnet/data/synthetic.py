@@ -24,7 +24,7 @@ appearance; only the markers tell the pairing. Exchanging the two cues' colours 
 ambiguous label and leaves the colour and label histograms of the image unchanged (a test checks
 it), so no function of globally pooled statistics can beat chance on those objects: a pixel needs
 the feature it co-occurs with, found by similarity, which is what ACF's p(c|t) computes.
-``dataset.scenes`` picks ``single``, ``paired`` or ``mixed`` (alternating; the default).
+``dataset.scenes`` picks ``single`` (the default), ``paired`` or ``mixed`` (alternating).
 
 Everything is generated on the fly from ``(seed, split, index)``: deterministic, no files, and the
 same sample whatever the worker or process that draws it.
@@ -426,7 +426,7 @@ class SyntheticCooccurrence(SegmentationDataset):
         image_size: int,
         min_distance: float,
         max_ambiguous: int,
-        scenes: str = "mixed",
+        scenes: str = "single",
         transform=None,
     ) -> None:
         super().__init__(transform)
@@ -465,7 +465,7 @@ class SyntheticDataModule(SegmentationDataModule):
     image_size: int
     min_distance: float  # cue ↔ ambiguous gap, fraction of the image diagonal
     max_ambiguous: int  # ambiguous objects per image: 1..max_ambiguous
-    scenes: str = "mixed"  # single | paired | mixed (SCENE_FAMILIES)
+    scenes: str = "single"  # single | paired | mixed (SCENE_FAMILIES)
 
     def __post_init__(self) -> None:
         super().__post_init__()
