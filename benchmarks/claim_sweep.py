@@ -27,6 +27,9 @@ Per job it records:
   scenes, an ambiguous query's mass on its own cue over the other cue, for the trained model and
   for the same architecture at its random initialisation (seed 0);
 * ``train_s``: the job's wall time, from its config file to its test metrics.
+
+Each job's entry is also kept in its dir (``claim_scores.json``), so a second run (say, once the
+Table 3 sweep has finished) scores only the jobs it has not scored; ``--rescore`` scores all.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from results_files import save_results
 
 FAMILIES = ("single", "paired")
 HEADLINE = ("pixAcc", "mIoU", "mIoU_ambiguous")
+SCORED = "claim_scores.json"  # a job's entry, kept in its dir: a second run reuses it
 
 
 def test_batches(
@@ -114,11 +118,20 @@ def pairing(module: SegmentationModule, batches) -> dict[str, dict[str, float]] 
     return out
 
 
-def collect(sweep_dir: Path, table: str, precision: str, check_cli: bool) -> list[dict]:
+def collect(
+    sweep_dir: Path, table: str, precision: str, check_cli: bool, rescore: bool, partial: bool
+) -> list[dict]:
+    """Every job of ``sweep_dir`` scored (its ``claim_scores.json``, reused unless ``rescore``)."""
     jobs = []
     for job in load_jobs(sweep_dir, "test"):
+        if job.metrics is None and partial:
+            continue
         if job.metrics is None:
             raise ValueError(f"{job.directory}: no metrics/test.json (failed or unfinished job)")
+        scored = job.directory / SCORED
+        if scored.is_file() and not rescore:
+            jobs.append(json.loads(scored.read_text()))
+            continue
         ckpt = sorted((job.directory / "checkpoints").glob("best-*.ckpt"))[-1]
         module = SegmentationModule.from_checkpoint(ckpt).eval()
         module.net.to(memory_format=torch.channels_last)
@@ -151,6 +164,7 @@ def collect(sweep_dir: Path, table: str, precision: str, check_cli: bool) -> lis
             "table": table, **config, "train_s": round(ended - started),
             "scores": scores, "pairing": pairing(module, batches["paired"][:2]),
         })  # fmt: skip
+        scored.write_text(json.dumps(jobs[-1]) + "\n")
         print(json.dumps(jobs[-1]), flush=True)
     return jobs
 
@@ -161,11 +175,19 @@ def main() -> None:
     parser.add_argument("table3", type=Path, nargs="?", help="the sweep dir of table3_kxh")
     parser.add_argument("--trained-at", required=True, help="the commit the sweeps ran at")
     parser.add_argument("--name", default="claim_synthetic")
+    parser.add_argument(
+        "--partial",
+        action="store_true",
+        help="score the finished jobs of running sweeps, save nothing",
+    )
+    parser.add_argument("--rescore", action="store_true", help="ignore the jobs' claim_scores.json")
     args = parser.parse_args()
     precision = cpu_precision()  # what cfnet.train / cfnet.evaluate chose on this CPU
-    jobs = collect(args.table2, "table2", precision, check_cli=True)
+    jobs = collect(args.table2, "table2", precision, True, args.rescore, args.partial)
     if args.table3:
-        jobs += collect(args.table3, "table3", precision, check_cli=False)
+        jobs += collect(args.table3, "table3", precision, False, args.rescore, args.partial)
+    if args.partial:
+        return
     report = {
         "trained_at": args.trained_at,
         "budget": "make train's: 3 epochs of 125 steps × 16 images, 96², mixed scenes",

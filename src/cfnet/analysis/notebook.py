@@ -9,8 +9,8 @@ them to ``make figures``:
     CFNET_NOTEBOOK_BUDGET  ``full`` (default: the ``make train`` quickstart, minutes per model) or
                         ``smoke`` (seconds: checks that every cell runs, learns nothing). ``make
                         test`` runs the notebooks at ``smoke``; the claims they draw (CFNet beats
-                        FCN, attention on the cues) are asserted at ``full`` only, and by the
-                        ``slow`` test ``tests/test_claims.py`` in CI.
+                        FCN; untrained attention is uniform) are asserted at ``full`` only,
+                        and by the ``slow`` test ``tests/test_claims.py`` in CI.
 """
 
 from __future__ import annotations
