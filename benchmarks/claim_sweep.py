@@ -7,9 +7,9 @@ and measures its attention's pairing, and saves ``benchmarks/results/claim_synth
 over seeds) and the plot from that file; the README's synthetic Table 2 is that rendering (a docs
 test keeps them equal). Run it like a benchmark, once, on a quiet machine; it is not a test::
 
-    python -m cfnet.train experiment=table2_components seed=0,1,2 \\
+    python -m cfnet.train experiment=table2_components seed=0,1,2 dataset.scenes=mixed \\
         '~callbacks.progress_bar' hydra.sweep.dir=multirun/claim/table2
-    python -m cfnet.train experiment=table3_kxh '~callbacks.progress_bar' \\
+    python -m cfnet.train experiment=table3_kxh dataset.scenes=mixed '~callbacks.progress_bar' \\
         hydra.sweep.dir=multirun/claim/table3
     python benchmarks/claim_sweep.py multirun/claim/table2 multirun/claim/table3 \\
         --trained-at <the commit the sweeps ran at>

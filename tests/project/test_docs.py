@@ -231,3 +231,14 @@ def test_without_cuda_results_every_gpu_goal_is_not_measured(monkeypatch):
     rows = make_docs.gpu_goals()
     assert len(rows) == len(make_docs.GPU_GOALS) == 8
     assert {row["verdict"] for row in rows} == {"not measured"}
+
+
+def test_the_synthetic_tables_are_the_ones_generated_from_the_claim_results():
+    """README's Table 2 on the synthetic scenes and docs/claim.md's Table 2 and 3 are what
+    ``python -m cfnet.report benchmarks/results/claim_synthetic.json`` prints: a hand edit, or a
+    results file re-run without the docs following, fails here."""
+    from cfnet.analysis.claim import read_results, render_tables, table2
+
+    results = read_results(ROOT / "benchmarks" / "results" / "claim_synthetic.json")
+    assert table2(results) in (ROOT / "README.md").read_text()
+    assert render_tables(results) in (ROOT / "docs" / "claim.md").read_text()
