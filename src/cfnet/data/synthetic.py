@@ -147,13 +147,9 @@ def _window(box: _Box, size: int) -> tuple[slice, slice]:
 def _place(
     rng: np.random.Generator, size: int, radius: float, avoid: list[_Box], min_dist: float
 ) -> _Box | None:
-    """Uniform position in the image, at least ``min_dist`` (centre to centre) from ``avoid``."""
-    margin = radius + 1
-    for _ in range(200):
-        cy, cx = rng.uniform(margin, size - margin, size=2)
-        if all(np.hypot(cy - b.cy, cx - b.cx) >= min_dist + b.radius + radius for b in avoid):
-            return _Box(cy, cx, radius)
-    return None
+    """Uniform position in the image, at least ``min_dist`` (between bounding circles) from every
+    box of ``avoid``."""
+    return _place_among(rng, size, radius, avoid, [min_dist] * len(avoid))
 
 
 def render_scene(
