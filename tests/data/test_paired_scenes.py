@@ -119,3 +119,15 @@ def test_mixed_alternates_the_two_families_and_paired_scenes_hold_both_cues():
         assert ({BOAT, CAR} <= present) == bool(index % 2)
     with pytest.raises(ValueError, match=r"scenes='both': allowed: single, paired, mixed"):
         render("both", 0, "val", 0, SIZE, 0.3, 3)
+
+
+def test_an_unknown_scene_family_on_the_command_line_is_one_line_and_leaves_no_run_dir(tmp_path):
+    from support.cli import run_cli
+
+    run_dir = tmp_path / "run"
+    result = run_cli("cfnet.train", "dataset.scenes=both", f"hydra.run.dir={run_dir}", check=False)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: dataset.scenes='both': allowed: single, paired, mixed"
+    ]
+    assert not run_dir.exists()
