@@ -59,7 +59,6 @@ def load_model(
                 f"of them, e.g. ckpt_path={ckpts[-1]}"
             ) from err
         print(dataset_from_pretrained(cfg, found, own_keys), file=sys.stderr)
-        module = SegmentationModule.from_pretrained(found.directory)
-        module.channels_last = channels_last
+        module = SegmentationModule.from_pretrained(found.directory, channels_last=channels_last)
     module.require_classes(list(cfg.dataset.class_names), cfg.dataset.name, source)
     return module.eval()

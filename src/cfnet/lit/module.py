@@ -209,10 +209,13 @@ class SegmentationModule(L.LightningModule):
         return module.to(map_location)
 
     @classmethod
-    def from_pretrained(cls, source: str | Path, map_location: str = "cpu") -> SegmentationModule:
+    def from_pretrained(
+        cls, source: str | Path, map_location: str = "cpu", channels_last: bool = False
+    ) -> SegmentationModule:
         """A module around the model saved in ``source`` (a directory, or a Hub repo id:
         ``cfnet.models.hub``), for evaluation and prediction: the classes, palette and
-        normalisation are its config.json's, its weights loaded strictly."""
+        normalisation are its config.json's, its weights loaded strictly. ``channels_last``: as
+        in ``from_checkpoint``."""
         net = from_pretrained(source, map_location=map_location)
         info = net.dataset_info
         assert info is not None  # (from_pretrained sets it)
@@ -228,7 +231,7 @@ class SegmentationModule(L.LightningModule):
             ignore_index=info.ignore_index,
             mean=info.mean,
             std=info.std,
-            channels_last=False,
+            channels_last=channels_last,
             compile=False,
             net=net,
         ).to(map_location)
