@@ -49,7 +49,7 @@ from cfnet.analysis.attention import SYNTHETIC_PAIRINGS, measure_pairing
 from cfnet.analysis.sweeps import load_jobs
 from cfnet.data.synthetic import render
 from cfnet.data.transforms import eval_transform
-from cfnet.evaluation.metrics import SegmentationScores, read_scores
+from cfnet.evaluation.metrics import SegmentationScores, confusion_matrix, read_scores
 from cfnet.lit import SegmentationModule
 from cfnet.utils.hardware import autocast, cpu_precision
 from results_files import save_results
@@ -78,16 +78,13 @@ def test_batches(
 def score(module: SegmentationModule, batches, precision: str) -> dict[str, float]:
     """pixAcc, mIoU and mIoU_ambiguous of ``module`` on ``batches`` (whole images)."""
     hp = module.hparams
-    confusion = torch.zeros(hp.num_classes, hp.num_classes, dtype=torch.long)
+    confusion = confusion_matrix(hp.num_classes, hp.ignore_index)  # evaluation's accumulator
     for images, masks in batches:
         with autocast(torch.device("cpu"), precision):
             logits = module.net(images.contiguous(memory_format=torch.channels_last))
-        predicted = logits.float().argmax(1)
-        valid = masks != hp.ignore_index
-        pairs = masks[valid] * hp.num_classes + predicted[valid]
-        confusion += torch.bincount(pairs, minlength=hp.num_classes**2).view_as(confusion)
+        confusion.update(logits.float().argmax(1), masks)
     scores = SegmentationScores.from_confusion(
-        confusion, list(hp.class_names), dict(hp.class_groups)
+        confusion.compute(), list(hp.class_names), dict(hp.class_groups)
     )
     return {k: round(v, 5) for k, v in scores.summary().items() if k in HEADLINE}
 

@@ -58,11 +58,17 @@ def _ratios(jobs: list[dict], state: str) -> list[float]:
     return [j["pairing"][state]["ratio"] for j in jobs if j.get("pairing")]
 
 
+def _table2_jobs(results: dict[str, Any]) -> tuple[list[dict], list[str]]:
+    """The Table 2 jobs, and their rows in the paper's order (unknown rows last)."""
+    jobs = [j for j in results["jobs"] if j["table"] == "table2"]
+    rows = sorted({j["row"] for j in jobs}, key=lambda r: TABLE2_ROWS.get(r, (99, r))[0])
+    return jobs, rows
+
+
 def table2(results: dict[str, Any]) -> str:
     """One row per Table 2 component set, in the paper's order: mIoU on the mixed test split, the
     ambiguous classes' mIoU on each family alone, and the own / other cue attention ratio."""
-    jobs = [j for j in results["jobs"] if j["table"] == "table2"]
-    rows = sorted({j["row"] for j in jobs}, key=lambda r: TABLE2_ROWS.get(r, (99, r))[0])
+    jobs, rows = _table2_jobs(results)
     lines = [
         "| method | seeds | mIoU, mixed | ambiguous mIoU, single scenes | "
         "ambiguous mIoU, paired scenes | attention own / other cue, paired |",
@@ -121,8 +127,7 @@ def claim_figure(results: dict[str, Any]) -> Figure:
     """Table 2's ambiguous mIoU per row on single and on paired scenes (mean, sd as error bars)."""
     from cfnet.analysis.viz import new_figure
 
-    jobs = [j for j in results["jobs"] if j["table"] == "table2"]
-    rows = sorted({j["row"] for j in jobs}, key=lambda r: TABLE2_ROWS.get(r, (99, r))[0])
+    jobs, rows = _table2_jobs(results)
     fig = new_figure(1.7 * len(rows) + 1.5, 3.4)
     ax = fig.subplots()
     width = 0.38
